@@ -1,0 +1,178 @@
+//! Code generation for herald, called from a `build.rs`.
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() -> Result<(), herald_build::Error> {
+//!     herald_build::compile_protos(&["proto/cache.proto"], &["proto"])
+//! }
+//! ```
+//!
+//! The `.proto` files compile with protox, a pure-Rust compiler: no `protoc` is needed. They
+//! may `import "herald/options.proto";` with no include path. Then herald's options are read
+//! from the descriptors and checked — a method with no deadline from any level, an unknown
+//! gRPC code name or a negative duration fails the build with a message that names the
+//! method and the fix — and Rust is generated: prost's messages, and per service a handler
+//! trait, a server adapter, a typed client and a static contract table.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod error;
+mod generate;
+mod model;
+mod read;
+mod resolver;
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use protox::file::{ChainFileResolver, GoogleFileResolver, IncludeFileResolver};
+
+pub use error::Error;
+
+/// Compiles `protos` (found under `includes`) into `OUT_DIR`, with the default settings.
+///
+/// # Errors
+/// See [`Builder::compile`].
+pub fn compile_protos(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> Result<(), Error> {
+    Builder::new().compile(protos, includes)
+}
+
+/// Settings of a code generation.
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct Builder {
+    out_dir: Option<PathBuf>,
+    herald_path: String,
+}
+
+/// What [`Builder::check`] found in a valid contract.
+#[derive(Debug)]
+pub struct Checked {
+    /// Services read, by full name.
+    pub services: Vec<String>,
+    /// Things allowed but probably not meant (a retried method that is not idempotent).
+    pub warnings: Vec<String>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// === impl Builder ===
+
+impl Builder {
+    /// Output to `OUT_DIR`; generated code refers to the runtime as `::herald`.
+    pub fn new() -> Self {
+        Builder {
+            out_dir: None,
+            herald_path: "::herald".to_owned(),
+        }
+    }
+
+    /// Writes to `dir` instead of `OUT_DIR`.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// The path generated code uses for the herald runtime crate (when it is renamed).
+    pub fn herald_path(mut self, path: impl Into<String>) -> Self {
+        self.herald_path = path.into();
+        self
+    }
+
+    /// Reads and checks the contracts of `protos` without generating anything.
+    ///
+    /// # Errors
+    /// A `.proto` that does not compile, or a contract that breaks a rule.
+    pub fn check(
+        &self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> Result<Checked, Error> {
+        let (_, model, warnings) = load(protos, includes)?;
+        Ok(Checked {
+            services: model.services.into_iter().map(|s| s.full_name).collect(),
+            warnings,
+        })
+    }
+
+    /// Compiles `protos` (paths of files under one of `includes`) and writes one Rust file
+    /// per package, to be brought in with `include!(concat!(env!("OUT_DIR"), "/pkg.rs"))`.
+    /// Warnings go to cargo; `cargo:rerun-if-changed` is printed for each file.
+    ///
+    /// # Errors
+    /// A `.proto` that does not compile, a contract that breaks a rule (every broken rule is
+    /// listed), or output that cannot be written.
+    pub fn compile(
+        self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> Result<(), Error> {
+        let (fds, model, warnings) = load(protos, includes)?;
+        let in_build_script = std::env::var_os("CARGO_MANIFEST_DIR").is_some()
+            && std::env::var_os("OUT_DIR").is_some();
+        if in_build_script {
+            for warning in &warnings {
+                println!("cargo:warning=herald-build: {warning}");
+            }
+            for proto in protos {
+                println!("cargo:rerun-if-changed={}", proto.as_ref().display());
+            }
+        }
+        let herald: syn::Path = syn::parse_str(&self.herald_path).map_err(|e| {
+            Error::generate(std::io::Error::other(format!(
+                "invalid herald_path {:?}: {e}",
+                self.herald_path
+            )))
+        })?;
+        let mut config = prost_build::Config::new();
+        if let Some(dir) = &self.out_dir {
+            config.out_dir(dir);
+        }
+        config.service_generator(Box::new(generate::Generator { model, herald }));
+        config.compile_fds(fds).map_err(Error::generate)
+    }
+}
+
+/// Compiles and reads: the descriptors to generate messages from, the checked model, and
+/// warnings.
+fn load(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> Result<(prost_types::FileDescriptorSet, model::Model, Vec<String>), Error> {
+    let mut resolver = ChainFileResolver::new();
+    for include in includes {
+        resolver.add(IncludeFileResolver::new(include.as_ref().to_path_buf()));
+    }
+    resolver.add(resolver::HeraldOptions);
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(protos).map_err(Error::compile)?;
+    let asked: Vec<String> = compiler
+        .files()
+        .filter(|f| !f.is_import())
+        .map(|f| f.name().to_owned())
+        .collect();
+
+    // Options are read from the encoded bytes: decoded through prost_types they would lose
+    // their extension fields.
+    let bytes = compiler.encode_file_descriptor_set();
+    let pool = prost_reflect::DescriptorPool::decode(bytes.as_slice())
+        .map_err(|e| Error::generate(std::io::Error::other(e.to_string())))?;
+    let (model, warnings) = read::read(&pool, &asked).map_err(Error::contract)?;
+
+    let mut fds = prost_types::FileDescriptorSet::decode(bytes.as_slice())
+        .map_err(|e| Error::generate(std::io::Error::other(e.to_string())))?;
+    // herald's options and Google's types are not the user's to generate.
+    fds.file
+        .retain(|f| f.name() != resolver::OPTIONS_NAME && f.package() != "google.protobuf");
+    Ok((fds, model, warnings))
+}

@@ -1,0 +1,356 @@
+//! The request's context: what travels with a call across services.
+//!
+//! A handler receives the [`Context`] of its request; passing it to a client call makes that
+//! call a child of the request: its `grpc-timeout` is the smaller of the caller's remaining
+//! budget and the callee's method deadline, and it carries the request id and the
+//! allow-listed headers (a dry-run flag, a tenant) onward — across any number of hops.
+//! Calls that start work of their own (a CLI, a cron job) use [`Context::background`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+use crate::contract::MethodContract;
+use crate::identity::Identity;
+use crate::timeout;
+
+/// Header carrying the request id.
+pub const REQUEST_ID: &str = "x-request-id";
+/// Header that asks every service on the way to do no side effect ("1" or "true").
+pub const DRY_RUN: &str = "herald-dry-run";
+/// Header naming the tenant on whose behalf the request runs.
+pub const TENANT: &str = "herald-tenant";
+
+/// The longest request id accepted from a peer; longer ones are replaced by a fresh one.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A call's context: deadline, request id, caller identity and propagated headers.
+///
+/// Cheap to clone (one reference count).
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+/// Which incoming headers a server copies into the [`Context`] and so onto outgoing calls.
+#[derive(Clone, Debug)]
+pub struct Propagation {
+    headers: Arc<[HeaderName]>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    deadline: Option<Instant>,
+    request_id: HeaderValue,
+    caller: Option<Identity>,
+    propagated: Vec<(HeaderName, HeaderValue)>,
+    method: Option<&'static MethodContract>,
+}
+
+// === impl Context ===
+
+impl Context {
+    /// A root context: no deadline (the callee's method deadline still applies), a fresh
+    /// request id, nothing propagated.
+    pub fn background() -> Context {
+        Context {
+            inner: Arc::new(Inner {
+                deadline: None,
+                request_id: new_request_id(),
+                caller: None,
+                propagated: Vec::new(),
+                method: None,
+            }),
+        }
+    }
+
+    /// The context of an incoming request, read from its headers before the body is decoded.
+    ///
+    /// The deadline is the earlier of `grpc-timeout` (counted from `arrival`) and the
+    /// method's own deadline.
+    ///
+    /// # Errors
+    /// A malformed `grpc-timeout` header.
+    pub(crate) fn from_request(
+        headers: &HeaderMap,
+        arrival: Instant,
+        method: &'static MethodContract,
+        caller: Option<Identity>,
+        propagation: &Propagation,
+    ) -> Result<Context, timeout::MalformedTimeout> {
+        let sent = match headers.get(timeout::GRPC_TIMEOUT) {
+            Some(value) => Some(arrival + timeout::parse(value.as_bytes())?),
+            None => None,
+        };
+        let own = method.deadline.map(|d| arrival + d);
+        let request_id = headers
+            .get(REQUEST_ID)
+            .filter(|id| valid_request_id(id))
+            .cloned()
+            .unwrap_or_else(new_request_id);
+        let propagated = propagation
+            .headers
+            .iter()
+            .filter_map(|name| headers.get(name).map(|v| (name.clone(), v.clone())))
+            .collect();
+        Ok(Context {
+            inner: Arc::new(Inner {
+                deadline: earliest(sent, own),
+                request_id,
+                caller,
+                propagated,
+                method: Some(method),
+            }),
+        })
+    }
+
+    /// This context with a deadline `timeout` from now, or its own if that is earlier.
+    #[must_use]
+    pub fn with_timeout(self, timeout: Duration) -> Context {
+        self.with_deadline(Instant::now() + timeout)
+    }
+
+    /// This context with `deadline`, or its own if that is earlier: a child never gets more
+    /// time than its parent.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Instant) -> Context {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.deadline = earliest(inner.deadline, Some(deadline));
+        self
+    }
+
+    /// This context with a header propagated to every call made with it (and onward, by
+    /// servers whose [`Propagation`] allows it), replacing an earlier value of that header.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Context {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.propagated.retain(|(n, _)| *n != name);
+        inner.propagated.push((name, value));
+        self
+    }
+
+    /// This context with the dry-run flag set.
+    #[must_use]
+    pub fn with_dry_run(self) -> Context {
+        self.with_header(
+            HeaderName::from_static(DRY_RUN),
+            HeaderValue::from_static("1"),
+        )
+    }
+
+    /// When the call must be done by, if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// Time left before the deadline (zero once it passed); `None` without a deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.inner
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_expired(&self) -> bool {
+        self.inner.deadline.is_some_and(|d| d <= Instant::now())
+    }
+
+    /// The request id, taken from the caller or made here.
+    pub fn request_id(&self) -> &str {
+        // Only visible ASCII is ever stored (checked or generated).
+        self.inner.request_id.to_str().unwrap_or("")
+    }
+
+    /// Who is calling, when the transport says (mutual TLS); `None` on plaintext.
+    pub fn caller(&self) -> Option<&Identity> {
+        self.inner.caller.as_ref()
+    }
+
+    /// The method being served, for a handler's context; `None` for a background context.
+    pub fn method(&self) -> Option<&'static MethodContract> {
+        self.inner.method
+    }
+
+    /// A propagated header's value.
+    pub fn header(&self, name: &str) -> Option<&HeaderValue> {
+        self.inner
+            .propagated
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Whether the caller asked for no side effects.
+    pub fn is_dry_run(&self) -> bool {
+        self.header(DRY_RUN)
+            .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"))
+    }
+
+    /// Writes what a child call carries: `grpc-timeout` (the smaller of this context's
+    /// budget and `cap`), the request id and the propagated headers.
+    ///
+    /// Returns the child's deadline.
+    pub(crate) fn write_child_headers(
+        &self,
+        headers: &mut HeaderMap,
+        cap: Option<Duration>,
+    ) -> Option<Instant> {
+        let now = Instant::now();
+        let deadline = earliest(self.inner.deadline, cap.map(|c| now + c));
+        if let Some(deadline) = deadline {
+            let budget = deadline.saturating_duration_since(now);
+            if let Ok(value) = HeaderValue::from_str(&timeout::format(budget)) {
+                headers.insert(timeout::GRPC_TIMEOUT, value);
+            }
+        }
+        headers.insert(REQUEST_ID, self.inner.request_id.clone());
+        for (name, value) in &self.inner.propagated {
+            headers.insert(name.clone(), value.clone());
+        }
+        deadline
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("request_id", &self.request_id())
+            .field("remaining", &self.remaining())
+            .field("caller", &self.inner.caller)
+            .field("method", &self.inner.method.map(MethodContract::full_name))
+            .field("propagated", &self.inner.propagated)
+            .finish()
+    }
+}
+
+// === impl Propagation ===
+
+impl Propagation {
+    /// Propagates exactly these headers.
+    pub fn new(headers: impl IntoIterator<Item = HeaderName>) -> Propagation {
+        Propagation {
+            headers: headers.into_iter().collect(),
+        }
+    }
+
+    /// The headers propagated.
+    pub fn headers(&self) -> &[HeaderName] {
+        &self.headers
+    }
+}
+
+impl Default for Propagation {
+    /// The dry-run flag and the tenant.
+    fn default() -> Self {
+        Propagation::new([
+            HeaderName::from_static(DRY_RUN),
+            HeaderName::from_static(TENANT),
+        ])
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+fn valid_request_id(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+fn new_request_id() -> HeaderValue {
+    let id: u128 = rand::random();
+    HeaderValue::from_str(&format!("{id:032x}")).expect("hex digits are a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{ClientPolicy, RpcKind};
+
+    static METHOD: MethodContract = MethodContract {
+        service: "t.S",
+        method: "M",
+        path: "/t.S/M",
+        kind: RpcKind::Unary,
+        deadline: Some(Duration::from_millis(500)),
+        client: ClientPolicy {
+            timeout: None,
+            idempotent: false,
+            retry: None,
+            circuit_breaker: None,
+        },
+    };
+
+    fn incoming(headers: &[(&'static str, &'static str)]) -> Context {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        Context::from_request(&map, Instant::now(), &METHOD, None, &Propagation::default())
+            .expect("valid headers")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadline_is_the_earlier_of_the_header_and_the_method() {
+        let ctx = incoming(&[("grpc-timeout", "100m")]);
+        assert_eq!(ctx.remaining(), Some(Duration::from_millis(100)));
+        let ctx = incoming(&[("grpc-timeout", "10S")]);
+        assert_eq!(ctx.remaining(), Some(Duration::from_millis(500)));
+        let ctx = incoming(&[]);
+        assert_eq!(ctx.remaining(), Some(Duration::from_millis(500)));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(ctx.is_expired());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn child_headers_never_exceed_the_parent_budget() {
+        let ctx = incoming(&[
+            ("grpc-timeout", "80m"),
+            ("x-request-id", "abc"),
+            (DRY_RUN, "1"),
+        ]);
+        tokio::time::advance(Duration::from_millis(30)).await;
+        let mut out = HeaderMap::new();
+        ctx.write_child_headers(&mut out, Some(Duration::from_millis(100)));
+        let sent = |out: &HeaderMap| timeout::parse(out["grpc-timeout"].as_bytes()).expect("valid");
+        assert_eq!(sent(&out), Duration::from_millis(50));
+        assert_eq!(out["x-request-id"], "abc");
+        assert_eq!(out[DRY_RUN], "1");
+        assert!(ctx.is_dry_run());
+
+        let mut out = HeaderMap::new();
+        ctx.write_child_headers(&mut out, Some(Duration::from_millis(20)));
+        assert_eq!(sent(&out), Duration::from_millis(20));
+    }
+
+    #[test]
+    fn only_allow_listed_headers_propagate_and_bad_ids_are_replaced() {
+        let ctx = incoming(&[("x-secret", "s"), (TENANT, "acme"), ("x-request-id", "a b")]);
+        assert!(ctx.header("x-secret").is_none());
+        assert_eq!(
+            ctx.header(TENANT).map(HeaderValue::as_bytes),
+            Some(&b"acme"[..])
+        );
+        assert_ne!(ctx.request_id(), "a b");
+        assert_eq!(ctx.request_id().len(), 32);
+    }
+
+    #[test]
+    fn malformed_timeout_is_refused() {
+        let mut map = HeaderMap::new();
+        map.insert("grpc-timeout", HeaderValue::from_static("soon"));
+        let err =
+            Context::from_request(&map, Instant::now(), &METHOD, None, &Propagation::default());
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! The last layer: runs the method's handler under the request's deadline, and turns a
+//! panic into INTERNAL for that call alone (Courier's panic handler, without the abort).
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use futures_util::FutureExt;
+use tonic::body::Body;
+
+use crate::context::Context;
+use crate::server::call::Call;
+use crate::server::http2::Http2Limits;
+use crate::server::methods::ResponseFuture;
+use crate::server::stats::ServerStats;
+
+/// What every handler shares: limits and counters.
+#[derive(Debug)]
+pub(crate) struct Env {
+    pub(crate) limits: Http2Limits,
+    pub(crate) stats: Arc<ServerStats>,
+}
+
+/// Calls the method's handler.
+#[derive(Clone, Debug)]
+pub(crate) struct Dispatch {
+    env: Arc<Env>,
+}
+
+// === impl Dispatch ===
+
+impl Dispatch {
+    pub(crate) fn new(env: Arc<Env>) -> Self {
+        Dispatch { env }
+    }
+}
+
+impl tower::Service<Call> for Dispatch {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = futures_util::future::Map<
+        ResponseFuture,
+        fn(http::Response<Body>) -> Result<http::Response<Body>, Infallible>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        call.method
+            .call(call.ctx, call.request, &self.env)
+            .map(Ok as fn(_) -> _)
+    }
+}
+
+/// Runs `response` (decode, handler, encode) until the context's deadline, catching panics.
+pub(crate) async fn guard_response(
+    env: Arc<Env>,
+    ctx: Context,
+    response: impl Future<Output = http::Response<Body>> + Send,
+) -> http::Response<Body> {
+    let guarded = AssertUnwindSafe(response).catch_unwind();
+    let outcome = match ctx.deadline() {
+        Some(deadline) => match tokio::time::timeout_at(deadline, guarded).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                ServerStats::count(&env.stats.deadline_exceeded_in_handler);
+                return deadline_exceeded(&ctx).into_http();
+            }
+        },
+        None => guarded.await,
+    };
+    outcome.unwrap_or_else(|panic| panicked(&env, &ctx, panic.as_ref()).into_http())
+}
+
+/// The status of a handler cancelled at its deadline.
+pub(crate) fn deadline_exceeded(ctx: &Context) -> tonic::Status {
+    let method = ctx.method().map_or("?", |m| m.full_name());
+    tonic::Status::deadline_exceeded(format!("deadline exceeded while serving {method}"))
+}
+
+/// Logs and counts a handler's panic; the status the caller gets.
+pub(crate) fn panicked(env: &Env, ctx: &Context, panic: &(dyn Any + Send)) -> tonic::Status {
+    ServerStats::count(&env.stats.panics);
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)");
+    let method = ctx.method().map_or("?", |m| m.full_name());
+    tracing::error!(
+        method,
+        request_id = ctx.request_id(),
+        panic = message,
+        "handler panicked"
+    );
+    tonic::Status::internal(format!("handler of {method} panicked"))
+}

@@ -1,0 +1,42 @@
+//! HTTP/2 limits, set explicitly.
+//!
+//! tonic's server leaves h2's concurrent-streams cap and its reset-stream caps unlimited,
+//! which is what the "rapid reset" and similar attacks exploit. herald sets each one.
+
+use std::time::Duration;
+
+/// The HTTP/2 settings of a server's connections.
+#[derive(Clone, Debug)]
+pub struct Http2Limits {
+    /// Streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// Streams reset by the peer before we accepted them, per connection, before a GOAWAY.
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams we reset because of the peer's errors, per connection, before a GOAWAY.
+    pub max_local_error_reset_streams: usize,
+    /// Largest header list accepted (SETTINGS_MAX_HEADER_LIST_SIZE), in bytes.
+    pub max_header_list_size: u32,
+    /// Interval of keepalive pings on an idle connection.
+    pub keepalive_interval: Duration,
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// Largest gRPC message decoded, in bytes (larger: RESOURCE_EXHAUSTED).
+    pub max_decoding_message_size: usize,
+    /// Largest gRPC message encoded, in bytes.
+    pub max_encoding_message_size: usize,
+}
+
+impl Default for Http2Limits {
+    fn default() -> Self {
+        Http2Limits {
+            max_concurrent_streams: 256,
+            max_pending_accept_reset_streams: 32,
+            max_local_error_reset_streams: 256,
+            max_header_list_size: 16 * 1024,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_decoding_message_size: 4 * 1024 * 1024,
+            max_encoding_message_size: 4 * 1024 * 1024,
+        }
+    }
+}

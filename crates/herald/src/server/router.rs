@@ -1,0 +1,94 @@
+//! Finds the method of a request by its path and reads its [`Context`] from the headers —
+//! one hash lookup, then everything downstream holds the method's static contract.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use futures_util::future::{Either, Ready};
+use tokio::time::Instant;
+use tonic::body::Body;
+use tower::util::Oneshot;
+use tower::{Service, ServiceExt};
+
+use crate::context::{Context, Propagation};
+use crate::server::call::Call;
+use crate::server::conn::ConnInfo;
+use crate::server::methods::Method;
+
+/// The routing table and the layers every routed call goes through.
+#[derive(Debug)]
+pub(crate) struct Router<S> {
+    routes: HashMap<&'static str, Arc<Method>>,
+    services: Vec<&'static str>,
+    propagation: Propagation,
+    stack: S,
+}
+
+pub(crate) type RouteFuture<S> =
+    Either<Ready<Result<http::Response<Body>, Infallible>>, Oneshot<S, Call>>;
+
+// === impl Router ===
+
+impl<S> Router<S>
+where
+    S: Service<Call, Response = http::Response<Body>, Error = Infallible> + Clone,
+{
+    pub(crate) fn new(
+        methods: Vec<Method>,
+        services: Vec<&'static str>,
+        propagation: Propagation,
+        stack: S,
+    ) -> Self {
+        let routes = methods
+            .into_iter()
+            .map(|m| (m.contract.path, Arc::new(m)))
+            .collect();
+        Router {
+            routes,
+            services,
+            propagation,
+            stack,
+        }
+    }
+
+    pub(crate) fn route(&self, request: http::Request<Body>, conn: &ConnInfo) -> RouteFuture<S> {
+        let arrival = Instant::now();
+        let Some(method) = self.routes.get(request.uri().path()) else {
+            return Either::Left(refuse(self.unimplemented(request.uri().path())));
+        };
+        let ctx = match Context::from_request(
+            request.headers(),
+            arrival,
+            method.contract,
+            conn.identity.clone(),
+            &self.propagation,
+        ) {
+            Ok(ctx) => ctx,
+            Err(malformed) => {
+                return Either::Left(refuse(tonic::Status::invalid_argument(
+                    malformed.to_string(),
+                )));
+            }
+        };
+        let call = Call {
+            method: method.clone(),
+            ctx,
+            request,
+        };
+        Either::Right(self.stack.clone().oneshot(call))
+    }
+
+    fn unimplemented(&self, path: &str) -> tonic::Status {
+        let service = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        if self.services.contains(&service) {
+            tonic::Status::unimplemented(format!("unknown method {path}"))
+        } else {
+            tonic::Status::unimplemented(format!("unknown service {service}"))
+        }
+    }
+}
+
+fn refuse(status: tonic::Status) -> Ready<Result<http::Response<Body>, Infallible>> {
+    futures_util::future::ready(Ok(status.into_http()))
+}

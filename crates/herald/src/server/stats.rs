@@ -1,0 +1,40 @@
+//! Counters every server keeps from its first request (the observability issue exports them).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Server-wide counters.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub(crate) panics: AtomicU64,
+    pub(crate) expired_on_arrival: AtomicU64,
+    pub(crate) deadline_exceeded_in_handler: AtomicU64,
+    pub(crate) connections_accepted: AtomicU64,
+}
+
+// === impl ServerStats ===
+
+impl ServerStats {
+    /// Handlers that panicked (each answered INTERNAL).
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
+    }
+
+    /// Requests whose deadline had passed before their handler could start.
+    pub fn expired_on_arrival(&self) -> u64 {
+        self.expired_on_arrival.load(Ordering::Relaxed)
+    }
+
+    /// Handlers cancelled at their deadline.
+    pub fn deadline_exceeded_in_handler(&self) -> u64 {
+        self.deadline_exceeded_in_handler.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted.
+    pub fn connections_accepted(&self) -> u64 {
+        self.connections_accepted.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

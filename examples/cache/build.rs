@@ -1,0 +1,3 @@
+fn main() -> Result<(), herald_build::Error> {
+    herald_build::compile_protos(&["proto/accounts.proto", "proto/cache.proto"], &["proto"])
+}
