@@ -189,19 +189,18 @@ impl Context {
             .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"))
     }
 
-    /// Writes what a child call carries: `grpc-timeout` (the smaller of this context's
-    /// budget and `cap`), the request id and the propagated headers.
-    ///
-    /// Returns the child's deadline.
-    pub(crate) fn write_child_headers(
-        &self,
-        headers: &mut HeaderMap,
-        cap: Option<Duration>,
-    ) -> Option<Instant> {
-        let now = Instant::now();
-        let deadline = earliest(self.inner.deadline, cap.map(|c| now + c));
+    /// The deadline of a child call capped at `cap` by its contract: never later than this
+    /// context's own.
+    pub(crate) fn child_deadline(&self, cap: Option<Duration>) -> Option<Instant> {
+        earliest(self.inner.deadline, cap.map(|c| Instant::now() + c))
+    }
+
+    /// Writes what a child call with `deadline` carries: `grpc-timeout` (the time left
+    /// now, so call this as late as possible before sending), the request id and the
+    /// propagated headers.
+    pub(crate) fn write_child_headers(&self, headers: &mut HeaderMap, deadline: Option<Instant>) {
         if let Some(deadline) = deadline {
-            let budget = deadline.saturating_duration_since(now);
+            let budget = deadline.saturating_duration_since(Instant::now());
             if let Ok(value) = HeaderValue::from_str(&timeout::format(budget)) {
                 headers.insert(timeout::GRPC_TIMEOUT, value);
             }
@@ -210,7 +209,6 @@ impl Context {
         for (name, value) in &self.inner.propagated {
             headers.insert(name.clone(), value.clone());
         }
-        deadline
     }
 }
 
@@ -321,7 +319,10 @@ mod tests {
         ]);
         tokio::time::advance(Duration::from_millis(30)).await;
         let mut out = HeaderMap::new();
-        ctx.write_child_headers(&mut out, Some(Duration::from_millis(100)));
+        ctx.write_child_headers(
+            &mut out,
+            ctx.child_deadline(Some(Duration::from_millis(100))),
+        );
         let sent = |out: &HeaderMap| timeout::parse(out["grpc-timeout"].as_bytes()).expect("valid");
         assert_eq!(sent(&out), Duration::from_millis(50));
         assert_eq!(out["x-request-id"], "abc");
@@ -329,7 +330,10 @@ mod tests {
         assert!(ctx.is_dry_run());
 
         let mut out = HeaderMap::new();
-        ctx.write_child_headers(&mut out, Some(Duration::from_millis(20)));
+        ctx.write_child_headers(
+            &mut out,
+            ctx.child_deadline(Some(Duration::from_millis(20))),
+        );
         assert_eq!(sent(&out), Duration::from_millis(20));
     }
 

@@ -35,10 +35,11 @@ impl Channel {
         Resp: prost::Message + Default + Send + Sync + 'static,
         E: AppError,
     {
-        let (request, deadline) = prepare(ctx, method, request)?;
-        let mut grpc = tonic::client::Grpc::new(self.inner.clone());
+        let deadline = child_deadline(ctx, method)?;
+        let mut grpc = tonic::client::Grpc::new(self.transport.clone());
         let call = async move {
             grpc.ready().await.map_err(|e| unavailable(method, &e))?;
+            let request = with_child_headers(ctx, deadline, request);
             grpc.unary(request, path(method), ProstCodec::<Req, Resp>::default())
                 .await
                 .map(tonic::Response::into_inner)
@@ -62,10 +63,11 @@ impl Channel {
         Resp: prost::Message + Default + Send + Sync + 'static,
         E: AppError,
     {
-        let (request, deadline) = prepare(ctx, method, request)?;
-        let mut grpc = tonic::client::Grpc::new(self.inner.clone());
+        let deadline = child_deadline(ctx, method)?;
+        let mut grpc = tonic::client::Grpc::new(self.transport.clone());
         let call = async move {
             grpc.ready().await.map_err(|e| unavailable(method, &e))?;
+            let request = with_child_headers(ctx, deadline, request);
             grpc.server_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
                 .await
                 .map(|r| ResponseStream::new(r.into_inner(), method, deadline))
@@ -90,10 +92,11 @@ impl Channel {
         E: AppError,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let (request, deadline) = prepare(ctx, method, requests)?;
-        let mut grpc = tonic::client::Grpc::new(self.inner.clone());
+        let deadline = child_deadline(ctx, method)?;
+        let mut grpc = tonic::client::Grpc::new(self.transport.clone());
         let call = async move {
             grpc.ready().await.map_err(|e| unavailable(method, &e))?;
+            let request = with_child_headers(ctx, deadline, requests);
             grpc.client_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
                 .await
                 .map(tonic::Response::into_inner)
@@ -118,10 +121,11 @@ impl Channel {
         E: AppError,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let (request, deadline) = prepare(ctx, method, requests)?;
-        let mut grpc = tonic::client::Grpc::new(self.inner.clone());
+        let deadline = child_deadline(ctx, method)?;
+        let mut grpc = tonic::client::Grpc::new(self.transport.clone());
         let call = async move {
             grpc.ready().await.map_err(|e| unavailable(method, &e))?;
+            let request = with_child_headers(ctx, deadline, requests);
             grpc.streaming(request, path(method), ProstCodec::<Req, Resp>::default())
                 .await
                 .map(|r| ResponseStream::new(r.into_inner(), method, deadline))
@@ -131,13 +135,12 @@ impl Channel {
     }
 }
 
-/// The request with the child headers of `ctx`, and the call's deadline; or DEADLINE_EXCEEDED
-/// when the caller's budget is already spent (nothing is sent then).
-fn prepare<T, E: AppError>(
+/// The call's deadline; or DEADLINE_EXCEEDED when the caller's budget is already spent
+/// (nothing is sent then).
+fn child_deadline<E: AppError>(
     ctx: &Context,
     method: &'static MethodContract,
-    message: T,
-) -> Result<(tonic::Request<T>, Option<Instant>), CallError<E>> {
+) -> Result<Option<Instant>, CallError<E>> {
     if ctx.is_expired() {
         return Err(CallError::local(
             method.full_name(),
@@ -145,14 +148,23 @@ fn prepare<T, E: AppError>(
             "the caller's deadline passed before the call was made",
         ));
     }
+    Ok(ctx.child_deadline(cap(method)))
+}
+
+/// The request carrying what travels from `ctx`. Built once the connection is ready, so the
+/// time spent connecting is not handed to the callee as budget.
+fn with_child_headers<T>(
+    ctx: &Context,
+    deadline: Option<Instant>,
+    message: T,
+) -> tonic::Request<T> {
     let mut headers = http::HeaderMap::new();
-    let deadline = ctx.write_child_headers(&mut headers, cap(method));
-    let request = tonic::Request::from_parts(
+    ctx.write_child_headers(&mut headers, deadline);
+    tonic::Request::from_parts(
         MetadataMap::from_headers(headers),
         Default::default(),
         message,
-    );
-    Ok((request, deadline))
+    )
 }
 
 /// The longest a call of `method` may take by its contract.
@@ -170,7 +182,7 @@ fn path(method: &'static MethodContract) -> PathAndQuery {
 
 fn unavailable<E: AppError>(
     method: &'static MethodContract,
-    error: &tonic::transport::Error,
+    error: &impl std::fmt::Display,
 ) -> CallError<E> {
     CallError::local(
         method.full_name(),

@@ -2,19 +2,21 @@
 
 use std::fmt;
 
-use tonic::transport::Endpoint;
+use http::uri::Authority;
+
+use crate::client::transport::Transport;
 
 /// Connections to one server; cheap to clone, and clones share the connections.
 #[derive(Clone, Debug)]
 pub struct Channel {
-    pub(crate) inner: tonic::transport::Channel,
+    pub(crate) transport: Transport,
 }
 
 /// The target of a channel could not be used.
 #[derive(Debug)]
 pub struct ChannelError {
     target: String,
-    source: tonic::transport::Error,
+    source: http::uri::InvalidUri,
 }
 
 // === impl Channel ===
@@ -24,21 +26,18 @@ impl Channel {
     /// identity is checked: for tests and local experiments only, as the name says.
     ///
     /// # Errors
-    /// `addr` is not a valid authority.
+    /// `addr` is not a valid `host:port`.
     pub fn insecure_plaintext(addr: impl fmt::Display) -> Result<Channel, ChannelError> {
-        let target = format!("http://{addr}");
-        let endpoint = Endpoint::from_shared(target.clone())
-            .map_err(|source| ChannelError {
-                target: target.clone(),
-                source,
-            })?
-            .tcp_nodelay(true);
+        let target = addr.to_string();
+        let authority: Authority = target.parse().map_err(|source| ChannelError {
+            target: target.clone(),
+            source,
+        })?;
         Ok(Channel {
-            inner: endpoint.connect_lazy(),
+            transport: Transport::plaintext(authority),
         })
     }
 }
-
 // === impl ChannelError ===
 
 impl fmt::Display for ChannelError {

@@ -8,6 +8,7 @@
 mod call;
 mod channel;
 mod response_stream;
+mod transport;
 
 pub use channel::{Channel, ChannelError};
 pub use response_stream::ResponseStream;
