@@ -22,6 +22,8 @@ mod generate;
 mod model;
 mod read;
 mod resolver;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 

@@ -366,11 +366,10 @@ impl Reader {
         for value in e.values() {
             let options = value.options();
             let has_code = options.has_extension(&self.ext.grpc_code);
-            let owner = format!("enum value {}", value.full_name());
+            let owner = format!("value {} of enum {}", value.name(), e.full_name());
             match (has_code, marked) {
                 (true, false) => self.errors.push(format!(
-                    "{owner} has (herald.grpc_code) but enum {} lacks `option (herald.rpc_error) = true;`",
-                    e.full_name()
+                    "{owner} has (herald.grpc_code) but the enum lacks `option (herald.rpc_error) = true;`"
                 )),
                 (true, true) => {
                     if let Value::String(code) = options.get_extension(&self.ext.grpc_code).into_owned() {
