@@ -206,17 +206,15 @@ impl Reader {
                 Some(Value::Bool(true))
             );
         }
-        if config.has_field_by_name("retry") {
-            if let Some(Value::Message(retry)) = config.get_field_by_name("retry").as_deref() {
-                base.retry = self.retry(retry, owner);
-            }
+        if config.has_field_by_name("retry")
+            && let Some(Value::Message(retry)) = config.get_field_by_name("retry").as_deref()
+        {
+            base.retry = self.retry(retry, owner);
         }
-        if config.has_field_by_name("circuit_breaker") {
-            if let Some(Value::Message(breaker)) =
-                config.get_field_by_name("circuit_breaker").as_deref()
-            {
-                base.circuit_breaker = self.breaker(breaker, owner);
-            }
+        if config.has_field_by_name("circuit_breaker")
+            && let Some(Value::Message(breaker)) = config.get_field_by_name("circuit_breaker").as_deref()
+        {
+            base.circuit_breaker = self.breaker(breaker, owner);
         }
         base
     }

@@ -1,6 +1,7 @@
 //! Accounts: token → account, with each account's key limit.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use herald::{Context, Error};
 
@@ -11,16 +12,26 @@ use crate::accounts::{Account, AccountsError, GetByTokenRequest};
 #[derive(Debug, Default)]
 pub struct AccountsService {
     by_token: HashMap<String, (Account, bool)>,
+    latency: HashMap<String, Duration>,
 }
 
 impl AccountsService {
-    /// The demo's accounts: `tok-alice` (3 keys), `tok-bob` (100 keys) and `tok-mallory`
-    /// (suspended).
+    /// The demo's accounts: `tok-alice` (3 keys), `tok-bob` (100 keys), `tok-mallory`
+    /// (suspended) and `tok-slow`, whose lookups take 250 ms (to show deadlines at work).
     pub fn demo() -> Self {
         AccountsService::default()
             .with_account("tok-alice", "alice", 3)
             .with_account("tok-bob", "bob", 100)
             .with_suspended("tok-mallory", "mallory")
+            .with_account("tok-slow", "slow", 100)
+            .with_latency("tok-slow", Duration::from_millis(250))
+    }
+
+    /// Makes lookups of `token` take `latency`.
+    #[must_use]
+    pub fn with_latency(mut self, token: &str, latency: Duration) -> Self {
+        self.latency.insert(token.to_owned(), latency);
+        self
     }
 
     /// Adds an account owning `token`, allowed `max_cache_keys` keys.
@@ -54,6 +65,9 @@ impl Accounts for AccountsService {
         _ctx: &Context,
         request: GetByTokenRequest,
     ) -> Result<Account, Error<AccountsError>> {
+        if let Some(latency) = self.latency.get(&request.token) {
+            tokio::time::sleep(*latency).await;
+        }
         match self.by_token.get(&request.token) {
             None => Err(Error::app(
                 AccountsError::UnknownToken,

@@ -57,6 +57,8 @@ impl CacheService {
                     "the account token is not valid",
                 ));
             }
+            // Out of time is out of time, whoever noticed first: passed on deliberately.
+            Err(e) if e.is_deadline_exceeded() => return Err(Error::propagate(e)),
             // Anything else from Accounts is not Cache's to explain: returned as-is, the
             // caller sees UNKNOWN (Courier's rule at the API boundary).
             Err(e) => return Err(e.into()),
@@ -64,17 +66,16 @@ impl CacheService {
 
         let mut entries = self.entries.write().expect("cache lock poisoned");
         let owned = entries.values().filter(|e| e.owner == account.id).count() as u32;
-        let is_new = entries
-            .get(&request.key)
-            .is_none_or(|e| e.owner != account.id);
-        if let Some(existing) = entries.get(&request.key) {
-            if existing.owner != account.id {
+        let is_new = match entries.get(&request.key) {
+            None => true,
+            Some(existing) if existing.owner == account.id => false,
+            Some(_) => {
                 return Err(Error::new(
                     herald::Code::AlreadyExists,
                     "the key belongs to another account",
                 ));
             }
-        }
+        };
         let keys_used = owned + u32::from(is_new);
         if keys_used > account.max_cache_keys {
             return Err(Error::app(

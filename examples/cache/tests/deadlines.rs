@@ -20,6 +20,9 @@ fn store() -> StoreRequest {
     }
 }
 
+/// A request as Accounts saw it: arrival, deadline, request id.
+type Seen = (Instant, Option<Instant>, String);
+
 /// Accounts that records what each request's context says, optionally slowly.
 #[derive(Clone, Default)]
 struct Recording {
@@ -27,8 +30,7 @@ struct Recording {
     started: Arc<AtomicUsize>,
     finished: Arc<AtomicUsize>,
     dropped_unfinished: Arc<AtomicUsize>,
-    /// (arrival, deadline) of each request.
-    seen: Arc<Mutex<Vec<(Instant, Option<Instant>, String)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 struct DropGuard<'a>(&'a Recording, bool);

@@ -63,15 +63,15 @@ impl<T, E: AppError> Stream for ResponseStream<T, E> {
         if self.done {
             return Poll::Ready(None);
         }
-        if let Some(deadline) = self.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                self.done = true;
-                return Poll::Ready(Some(Err(CallError::local(
-                    self.method.full_name(),
-                    Code::DeadlineExceeded,
-                    "deadline exceeded while streaming responses",
-                ))));
-            }
+        if let Some(deadline) = self.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            self.done = true;
+            return Poll::Ready(Some(Err(CallError::local(
+                self.method.full_name(),
+                Code::DeadlineExceeded,
+                "deadline exceeded while streaming responses",
+            ))));
         }
         let method = self.method;
         match Pin::new(&mut self.inner).poll_next(cx) {

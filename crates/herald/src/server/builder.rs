@@ -31,7 +31,7 @@ pub struct Server;
 /// # async fn run(service: impl herald::server::IntoService) -> Result<(), Box<dyn std::error::Error>> {
 /// let server = herald::Server::builder()
 ///     .insecure_plaintext() // tests and local demos only
-///     .add(service)
+///     .add_service(service)
 ///     .bind("127.0.0.1:0")
 ///     .await?;
 /// println!("serving on {}", server.local_addr());
@@ -99,7 +99,7 @@ impl Builder {
     }
 
     /// Adds a service (a generated `FooServer::new(handler)`).
-    pub fn add(mut self, service: impl IntoService) -> Self {
+    pub fn add_service(mut self, service: impl IntoService) -> Self {
         self.services.push(service.into_methods());
         self
     }

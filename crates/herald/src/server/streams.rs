@@ -132,11 +132,11 @@ where
         if *this.done {
             return Poll::Ready(None);
         }
-        if let Some(deadline) = this.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                *this.done = true;
-                return Poll::Ready(Some(Err(deadline_exceeded(this.ctx))));
-            }
+        if let Some(deadline) = this.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            *this.done = true;
+            return Poll::Ready(Some(Err(deadline_exceeded(this.ctx))));
         }
         match this.inner.poll_next(cx) {
             Poll::Ready(Some(Ok(item))) => Poll::Ready(Some(item)),

@@ -46,7 +46,7 @@ impl Services {
 pub async fn serve(service: impl herald::server::IntoService) -> RunningServer {
     Server::builder()
         .insecure_plaintext()
-        .add(service)
+        .add_service(service)
         .bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0")
