@@ -212,7 +212,8 @@ impl Reader {
             base.retry = self.retry(retry, owner);
         }
         if config.has_field_by_name("circuit_breaker")
-            && let Some(Value::Message(breaker)) = config.get_field_by_name("circuit_breaker").as_deref()
+            && let Some(Value::Message(breaker)) =
+                config.get_field_by_name("circuit_breaker").as_deref()
         {
             base.circuit_breaker = self.breaker(breaker, owner);
         }

@@ -20,15 +20,23 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let accounts = serve(AccountsServer::new(AccountsService::demo())).await?;
     let accounts_client = AccountsClient::new(channel(&accounts)?);
     let cache = serve(CacheServer::new(CacheService::new(accounts_client))).await?;
-    println!("  Accounts listening on {} (plaintext: mutual TLS is not wired into the demo yet)", accounts.local_addr());
-    println!("  Cache    listening on {}, calling Accounts with each request's context", cache.local_addr());
+    println!(
+        "  Accounts listening on {} (plaintext: mutual TLS is not wired into the demo yet)",
+        accounts.local_addr()
+    );
+    println!(
+        "  Cache    listening on {}, calling Accounts with each request's context",
+        cache.local_addr()
+    );
 
     let client = CacheClient::new(channel(&cache)?);
     walk_through(&client, &accounts).await?;
 
     if args.serve {
         println!("\nServing until Ctrl-C.");
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
     }
     cache.shutdown().await;
     accounts.shutdown().await;
@@ -42,10 +50,23 @@ async fn walk_through(cache: &CacheClient, accounts: &RunningServer) -> anyhow::
     step("1. Store, Get and a streamed Dump, as bob");
     for (key, value) in [("greeting", "hello"), ("farewell", "goodbye")] {
         let stored = cache.store(&ctx, store("tok-bob", key, value)).await?;
-        println!("   Store {key:?} → bob now holds {} key(s)", stored.keys_used);
+        println!(
+            "   Store {key:?} → bob now holds {} key(s)",
+            stored.keys_used
+        );
     }
-    let got = cache.get(&ctx, GetRequest { key: "greeting".into() }).await?;
-    println!("   Get \"greeting\" → {:?}", String::from_utf8_lossy(&got.value));
+    let got = cache
+        .get(
+            &ctx,
+            GetRequest {
+                key: "greeting".into(),
+            },
+        )
+        .await?;
+    println!(
+        "   Get \"greeting\" → {:?}",
+        String::from_utf8_lossy(&got.value)
+    );
     let mut dump = cache.dump(&ctx, DumpRequest {}).await?;
     let mut keys = Vec::new();
     while let Some(item) = dump.message().await? {
@@ -54,18 +75,45 @@ async fn walk_through(cache: &CacheClient, accounts: &RunningServer) -> anyhow::
     println!("   Dump streams {} entries: {keys:?}", keys.len());
 
     step("2. App errors travel typed, with their gRPC code");
-    let missing = cache.get(&ctx, GetRequest { key: "nothing-here".into() }).await.err().context("expected a failure: absent key")?;
-    println!("   Get \"nothing-here\" → {} with app error {:?}", missing.code(), missing.app());
+    let missing = cache
+        .get(
+            &ctx,
+            GetRequest {
+                key: "nothing-here".into(),
+            },
+        )
+        .await
+        .err()
+        .context("expected a failure: absent key")?;
+    println!(
+        "   Get \"nothing-here\" → {} with app error {:?}",
+        missing.code(),
+        missing.app()
+    );
     for key in ["a", "b", "c", "d"] {
         match cache.store(&ctx, store("tok-alice", key, "x")).await {
             Ok(r) => println!("   alice stores {key:?} → {} of 3 keys", r.keys_used),
-            Err(e) => println!("   alice stores {key:?} → {} with app error {:?}: {}", e.code(), e.app(), e.message()),
+            Err(e) => println!(
+                "   alice stores {key:?} → {} with app error {:?}: {}",
+                e.code(),
+                e.app(),
+                e.message()
+            ),
         }
     }
 
     step("3. A dry run travels with the context: same answer, no side effect");
-    let dry = cache.store(&ctx.clone().with_dry_run(), store("tok-bob", "draft", "x")).await?;
-    let after = cache.get(&ctx, GetRequest { key: "draft".into() }).await;
+    let dry = cache
+        .store(&ctx.clone().with_dry_run(), store("tok-bob", "draft", "x"))
+        .await?;
+    let after = cache
+        .get(
+            &ctx,
+            GetRequest {
+                key: "draft".into(),
+            },
+        )
+        .await;
     println!(
         "   Store \"draft\" with herald-dry-run → keys_used {} (dry_run: {}); Get \"draft\" afterwards → {}",
         dry.keys_used,
@@ -76,8 +124,13 @@ async fn walk_through(cache: &CacheClient, accounts: &RunningServer) -> anyhow::
     step("4. Deadlines propagate: 100 ms for a Store whose account lookup takes 250 ms");
     let start = Instant::now();
     let slow = cache
-        .store(&ctx.clone().with_timeout(Duration::from_millis(100)), store("tok-slow", "k", "v"))
-        .await.err().context("expected a failure: too slow")?;
+        .store(
+            &ctx.clone().with_timeout(Duration::from_millis(100)),
+            store("tok-slow", "k", "v"),
+        )
+        .await
+        .err()
+        .context("expected a failure: too slow")?;
     println!(
         "   Store as tok-slow → {} after {} ms: Accounts got Cache's remaining budget and was cut at it",
         slow.code(),
@@ -85,14 +138,43 @@ async fn walk_through(cache: &CacheClient, accounts: &RunningServer) -> anyhow::
     );
     let spent = ctx.clone().with_timeout(Duration::from_millis(1));
     tokio::time::sleep(Duration::from_millis(2)).await;
-    let local = cache.get(&spent, GetRequest { key: "greeting".into() }).await.err().context("expected a failure: spent")?;
-    println!("   A call whose budget is already spent → {} without being sent (local: {})", local.code(), local.is_local());
+    let local = cache
+        .get(
+            &spent,
+            GetRequest {
+                key: "greeting".into(),
+            },
+        )
+        .await
+        .err()
+        .context("expected a failure: spent")?;
+    println!(
+        "   A call whose budget is already spent → {} without being sent (local: {})",
+        local.code(),
+        local.is_local()
+    );
 
     step("5. A downstream error returned unmapped becomes UNKNOWN at the API boundary");
-    let suspended = cache.store(&ctx, store("tok-mallory", "k", "v")).await.err().context("expected a failure: suspended")?;
-    println!("   Store as mallory (suspended in Accounts) → {}: {}", suspended.code(), suspended.message());
-    let invalid = cache.store(&ctx, store("tok-nobody", "k", "v")).await.err().context("expected a failure: unknown token")?;
-    println!("   Store with an unknown token (mapped on purpose) → {} with app error {:?}", invalid.code(), invalid.app());
+    let suspended = cache
+        .store(&ctx, store("tok-mallory", "k", "v"))
+        .await
+        .err()
+        .context("expected a failure: suspended")?;
+    println!(
+        "   Store as mallory (suspended in Accounts) → {}: {}",
+        suspended.code(),
+        suspended.message()
+    );
+    let invalid = cache
+        .store(&ctx, store("tok-nobody", "k", "v"))
+        .await
+        .err()
+        .context("expected a failure: unknown token")?;
+    println!(
+        "   Store with an unknown token (mapped on purpose) → {} with app error {:?}",
+        invalid.code(),
+        invalid.app()
+    );
 
     step("Server counters");
     let stats = accounts.stats();
@@ -110,7 +192,11 @@ fn step(title: &str) {
 }
 
 fn store(token: &str, key: &str, value: &str) -> StoreRequest {
-    StoreRequest { account_token: token.into(), key: key.into(), value: value.as_bytes().to_vec() }
+    StoreRequest {
+        account_token: token.into(),
+        key: key.into(),
+        value: value.as_bytes().to_vec(),
+    }
 }
 
 async fn serve(service: impl herald::server::IntoService) -> anyhow::Result<RunningServer> {

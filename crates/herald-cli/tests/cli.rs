@@ -8,9 +8,18 @@ fn herald() -> Command {
 
 #[test]
 fn demo_walks_through_every_step_and_exits_cleanly() {
-    let output = herald().arg("demo").timeout(std::time::Duration::from_secs(60)).output().expect("runs");
+    let output = herald()
+        .arg("demo")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "exit {:?}\n{stdout}\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     for expected in [
         "Get \"greeting\" → \"hello\"",
         "Dump streams 2 entries",
@@ -23,7 +32,10 @@ fn demo_walks_through_every_step_and_exits_cleanly() {
         "(mapped on purpose) → UNAUTHENTICATED with app error Some(InvalidToken)",
         "both servers drained and stopped",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
 }
 
@@ -32,5 +44,8 @@ fn an_unknown_subcommand_fails_with_a_hint() {
     let output = herald().arg("frobnicate").output().expect("runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("unrecognized subcommand 'frobnicate'"), "{stderr}");
+    assert!(
+        stderr.contains("unrecognized subcommand 'frobnicate'"),
+        "{stderr}"
+    );
 }
