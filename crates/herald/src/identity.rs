@@ -35,3 +35,15 @@ impl fmt::Display for Identity {
         f.write_str(&self.0)
     }
 }
+
+impl From<&str> for Identity {
+    fn from(name: &str) -> Self {
+        Identity::new(name)
+    }
+}
+
+impl From<String> for Identity {
+    fn from(name: String) -> Self {
+        Identity::new(name)
+    }
+}

@@ -24,6 +24,7 @@ mod error;
 mod identity;
 pub mod server;
 pub mod timeout;
+pub mod tls;
 
 pub use app_error::{AppError, NoAppError};
 pub use code::{Code, UnknownCodeName};

@@ -7,6 +7,7 @@
 
 mod call;
 mod channel;
+mod connector;
 mod response_stream;
 mod transport;
 

@@ -13,13 +13,14 @@ use tower::ServiceBuilder;
 
 use crate::context::Propagation;
 use crate::server::ServiceMethods;
-use crate::server::conn::{accept_loop, http2_builder};
+use crate::server::conn::{Security, accept_loop, http2_builder};
 use crate::server::deadline::DeadlineLayer;
 use crate::server::dispatch::{Dispatch, Env};
 use crate::server::http2::Http2Limits;
 use crate::server::methods::IntoService;
 use crate::server::router::Router;
 use crate::server::stats::ServerStats;
+use crate::tls::ServerTls;
 
 /// Entry point: `Server::builder()`.
 #[derive(Debug)]
@@ -45,12 +46,7 @@ pub struct Builder {
     limits: Http2Limits,
     propagation: Propagation,
     grace: Duration,
-    transport: Option<Transport>,
-}
-
-#[derive(Debug)]
-enum Transport {
-    InsecurePlaintext,
+    security: Option<Security>,
 }
 
 /// A server accepting connections.
@@ -83,7 +79,7 @@ impl Server {
             limits: Http2Limits::default(),
             propagation: Propagation::default(),
             grace: Duration::from_secs(30),
-            transport: None,
+            security: None,
         }
     }
 }
@@ -94,7 +90,14 @@ impl Builder {
     /// Serves plaintext HTTP/2 with no peer identity. Never use this between services: it is
     /// for tests and local experiments, and says so in its name.
     pub fn insecure_plaintext(mut self) -> Self {
-        self.transport = Some(Transport::InsecurePlaintext);
+        self.security = Some(Security::InsecurePlaintext);
+        self
+    }
+
+    /// Serves mutual TLS: every caller must present a certificate of `tls`'s CA carrying one
+    /// identity of its trust domain. The default every real service should use.
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.security = Some(Security::Tls(tls));
         self
     }
 
@@ -158,8 +161,10 @@ impl Builder {
         let router = Arc::new(Router::new(methods, names, self.propagation, stack));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let http = http2_builder(&self.limits);
+        let security = self.security.clone().ok_or(BuildErrorKind::NoTransport)?;
         let task = tokio::spawn(accept_loop(
             listener,
+            security,
             router,
             http,
             stats.clone(),
@@ -176,9 +181,9 @@ impl Builder {
     }
 
     fn check(&self) -> Result<(), BuildError> {
-        let Some(Transport::InsecurePlaintext) = self.transport else {
+        if self.security.is_none() {
             return Err(BuildErrorKind::NoTransport.into());
-        };
+        }
         let mut paths = HashSet::new();
         for method in self.services.iter().flat_map(|s| &s.methods) {
             if !paths.insert(method.contract.path) {

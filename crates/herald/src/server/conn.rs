@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tonic::body::Body;
@@ -17,11 +17,11 @@ use crate::identity::Identity;
 use crate::server::call::Call;
 use crate::server::router::{RouteFuture, Router};
 use crate::server::stats::ServerStats;
+use crate::tls::ServerTls;
 
 /// What the server knows of a connection's peer.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
-    #[allow(dead_code)] // read by the admin endpoints
     pub(crate) peer: SocketAddr,
     pub(crate) identity: Option<Identity>,
 }
@@ -45,10 +45,21 @@ where
     }
 }
 
+/// How a connection is secured.
+#[derive(Clone, Debug)]
+pub(crate) enum Security {
+    InsecurePlaintext,
+    Tls(ServerTls),
+}
+
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Accepts connections until `shutdown` flips, then drains: each connection gets a GOAWAY,
 /// in-flight calls finish within `grace`, stragglers are cut.
 pub(crate) async fn accept_loop<S>(
     listener: TcpListener,
+    security: Security,
     router: Arc<Router<S>>,
     http: hyper::server::conn::http2::Builder<TokioExecutor>,
     stats: Arc<ServerStats>,
@@ -62,6 +73,7 @@ pub(crate) async fn accept_loop<S>(
         + 'static,
     S::Future: Send,
 {
+    let http = Arc::new(http);
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -79,29 +91,15 @@ pub(crate) async fn accept_loop<S>(
         };
         ServerStats::count(&stats.connections_accepted);
         let _ = stream.set_nodelay(true);
-        let service = ConnService {
+        let connection = Connection {
             router: router.clone(),
-            conn: Arc::new(ConnInfo {
-                peer,
-                identity: None,
-            }),
+            http: http.clone(),
+            stats: stats.clone(),
+            shutdown: shutdown.clone(),
         };
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        let mut shutdown = shutdown.clone();
-        connections.spawn(async move {
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                }
-                _ = shutdown.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
+        // The handshake runs in the connection's own task: a slow client never holds up
+        // the accept loop.
+        connections.spawn(connection.run(stream, peer, security.clone()));
     }
     drop(listener);
     if tokio::time::timeout(grace, async {
@@ -115,6 +113,96 @@ pub(crate) async fn accept_loop<S>(
             "grace period over, closing connections"
         );
         connections.shutdown().await;
+    }
+}
+
+/// What one connection's task needs.
+struct Connection<S> {
+    router: Arc<Router<S>>,
+    http: Arc<hyper::server::conn::http2::Builder<TokioExecutor>>,
+    stats: Arc<ServerStats>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<S> Connection<S>
+where
+    S: Service<Call, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    async fn run(self, stream: TcpStream, peer: SocketAddr, security: Security) {
+        match security {
+            Security::InsecurePlaintext => {
+                self.serve(
+                    TokioIo::new(stream),
+                    ConnInfo {
+                        peer,
+                        identity: None,
+                    },
+                )
+                .await;
+            }
+            Security::Tls(tls) => {
+                let handshake =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
+                let stream = match handshake {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        self.stats.handshakes.record_failure();
+                        let reason = crate::tls::describe(&error);
+                        tracing::info!(%peer, %reason, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        self.stats.handshakes.record_failure();
+                        tracing::info!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let (_, session) = stream.get_ref();
+                self.stats.handshakes.record(session.handshake_kind());
+                // The verifier already refused any certificate without a valid identity.
+                let identity = session
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|leaf| tls.trust_domain().identity_in_cert(leaf).ok());
+                self.serve(TokioIo::new(stream), ConnInfo { peer, identity })
+                    .await;
+            }
+        }
+    }
+
+    async fn serve<I>(self, io: I, conn: ConnInfo)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let Connection {
+            router,
+            http,
+            mut shutdown,
+            ..
+        } = self;
+        let peer = conn.peer;
+        let service = ConnService {
+            router,
+            conn: Arc::new(conn),
+        };
+        let connection = http.serve_connection(io, service);
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+            }
+            _ = shutdown.changed() => {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            }
+        }
     }
 }
 

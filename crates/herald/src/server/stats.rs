@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::tls::HandshakeStats;
+
 /// Server-wide counters.
 #[derive(Debug, Default)]
 pub struct ServerStats {
@@ -9,6 +11,7 @@ pub struct ServerStats {
     pub(crate) expired_on_arrival: AtomicU64,
     pub(crate) deadline_exceeded_in_handler: AtomicU64,
     pub(crate) connections_accepted: AtomicU64,
+    pub(crate) handshakes: HandshakeStats,
 }
 
 // === impl ServerStats ===
@@ -32,6 +35,11 @@ impl ServerStats {
     /// Connections accepted.
     pub fn connections_accepted(&self) -> u64 {
         self.connections_accepted.load(Ordering::Relaxed)
+    }
+
+    /// TLS handshakes: full, resumed, failed.
+    pub fn handshakes(&self) -> &HandshakeStats {
+        &self.handshakes
     }
 
     pub(crate) fn count(counter: &AtomicU64) {

@@ -1,0 +1,118 @@
+//! The server side: every client must present a certificate from our CA with one SPIFFE ID
+//! of our trust domain; its identity is the caller's name for ACLs, limits and stats.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+
+use crate::Identity;
+use crate::tls::TlsError;
+use crate::tls::material::{Material, TlsFiles};
+use crate::tls::provider::{VERSIONS, provider};
+use crate::tls::spiffe::TrustDomain;
+use crate::tls::verify::SpiffeClientVerifier;
+
+/// How many TLS 1.2 sessions the server remembers for resumption.
+const SESSION_CACHE: usize = 4096;
+
+/// A server's TLS: certificate, CA, trust domain, and the rustls configuration built on them.
+#[derive(Clone)]
+pub struct ServerTls {
+    material: Arc<Material>,
+    config: Arc<ServerConfig>,
+}
+
+/// Serves the current certificate, whatever reloads happened since start.
+#[derive(Debug)]
+struct CurrentCert(Arc<Material>);
+
+// === impl ServerTls ===
+
+impl ServerTls {
+    /// TLS from files, reloaded when they change. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// A file is unreadable, does not parse, the key does not match the certificate, or
+    /// the certificate carries no identity of `trust_domain`.
+    pub fn from_files(files: TlsFiles, trust_domain: TrustDomain) -> Result<ServerTls, TlsError> {
+        Self::with_material(Material::watch(files, trust_domain)?)
+    }
+
+    /// TLS from PEM held in memory (never reloaded).
+    ///
+    /// # Errors
+    /// As [`ServerTls::from_files`].
+    pub fn from_pem(
+        cert: &str,
+        key: &str,
+        ca: &str,
+        trust_domain: TrustDomain,
+    ) -> Result<ServerTls, TlsError> {
+        Self::with_material(Material::from_pem(
+            cert.as_bytes(),
+            key.as_bytes(),
+            ca.as_bytes(),
+            trust_domain,
+        )?)
+    }
+
+    fn with_material(material: Arc<Material>) -> Result<ServerTls, TlsError> {
+        let mut config = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(VERSIONS)
+            .map_err(|e| TlsError::new(e.to_string()))?
+            .with_client_cert_verifier(Arc::new(SpiffeClientVerifier {
+                material: material.clone(),
+            }))
+            .with_cert_resolver(Arc::new(CurrentCert(material.clone())));
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        // Resumption: session ids (TLS 1.2) from a cache, stateless tickets (TLS 1.3).
+        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+        config.ticketer =
+            rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError::new(e.to_string()))?;
+        Ok(ServerTls {
+            material,
+            config: Arc::new(config),
+        })
+    }
+
+    /// This server's own identity, from its certificate.
+    pub fn identity(&self) -> Identity {
+        self.material.current().identity.clone()
+    }
+
+    /// The trust domain callers must belong to.
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.material.trust_domain
+    }
+
+    /// Certificate reloads that succeeded, and that were refused.
+    pub fn reloads(&self) -> (u64, u64) {
+        (self.material.reloads(), self.material.reload_failures())
+    }
+
+    /// Why the last refused reload was refused.
+    pub fn last_reload_error(&self) -> Option<String> {
+        self.material.last_error()
+    }
+
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.clone())
+    }
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("material", &self.material)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for CurrentCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.current().certified.clone())
+    }
+}
