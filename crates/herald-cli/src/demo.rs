@@ -1,11 +1,14 @@
 //! `herald demo`: the example services on loopback, and a walk through what herald does.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use herald::client::Channel;
 use herald::server::RunningServer;
+use herald::tls::{ClientTls, DevCa, KeyAlgorithm, ServerTls, TlsFiles};
 use herald::{Context, Server};
+use herald_example_cache::accounts::GetByTokenRequest;
 use herald_example_cache::accounts::accounts_client::AccountsClient;
 use herald_example_cache::accounts::accounts_server::AccountsServer;
 use herald_example_cache::cache::cache_client::CacheClient;
@@ -13,27 +16,56 @@ use herald_example_cache::cache::cache_server::CacheServer;
 use herald_example_cache::cache::{DumpRequest, GetRequest, StoreRequest};
 use herald_example_cache::{AccountsService, CacheService};
 
+use crate::certs;
 use crate::cli::DemoArgs;
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("herald demo: the Cache and Accounts services from the \"gRPC in production\" talk\n");
-    let accounts = serve(AccountsServer::new(AccountsService::demo())).await?;
-    let accounts_client = AccountsClient::new(channel(&accounts)?);
-    let cache = serve(CacheServer::new(CacheService::new(accounts_client))).await?;
+    let dir = &args.state_dir;
+    let ca = certs::init_ca(dir, "herald.local", KeyAlgorithm::EcdsaP256, true)?;
+    for identity in ["accounts", "cache", "user.demo"] {
+        certs::issue_files(&ca, dir, identity, KeyAlgorithm::EcdsaP256)?;
+    }
+    let td = ca.trust_domain().clone();
     println!(
-        "  Accounts listening on {} (plaintext: mutual TLS is not wired into the demo yet)",
+        "  A development CA for trust domain {td} and certificates for accounts, cache and user.demo in {}",
+        dir.display()
+    );
+
+    let accounts_tls = ServerTls::from_files(TlsFiles::in_dir(dir, "accounts"), td.clone())?;
+    let accounts = serve(accounts_tls, AccountsServer::new(AccountsService::demo())).await?;
+    // Cache is a client of Accounts with its own identity, and accepts only Accounts there.
+    let as_cache = ClientTls::from_files(TlsFiles::in_dir(dir, "cache"), td.clone())?;
+    let accounts_client =
+        AccountsClient::new(Channel::tls(accounts.local_addr(), &as_cache, "accounts")?);
+    let cache_tls = ServerTls::from_files(TlsFiles::in_dir(dir, "cache"), td.clone())?;
+    let cache = serve(
+        cache_tls,
+        CacheServer::new(CacheService::new(accounts_client)),
+    )
+    .await?;
+    println!(
+        "  Accounts listening on {} (mutual TLS, identity \"accounts\")",
         accounts.local_addr()
     );
     println!(
-        "  Cache    listening on {}, calling Accounts with each request's context",
+        "  Cache    listening on {} (mutual TLS, identity \"cache\"), calling Accounts as \"cache\"",
         cache.local_addr()
     );
 
-    let client = CacheClient::new(channel(&cache)?);
-    walk_through(&client, &accounts).await?;
+    let me = ClientTls::from_files(TlsFiles::in_dir(dir, "user.demo"), td.clone())?;
+    let client = CacheClient::new(Channel::tls(cache.local_addr(), &me, "cache")?);
+    walk_through(&client, &accounts, &cache, &me, &ca).await?;
 
     if args.serve {
-        println!("\nServing until Ctrl-C.");
+        let described = describe(dir, &accounts, &cache)?;
+        let path = dir.join("demo.json");
+        std::fs::write(&path, described)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!(
+            "\nServing until Ctrl-C; addresses and client certificate paths are in {}.",
+            path.display()
+        );
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;
@@ -44,8 +76,69 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn walk_through(cache: &CacheClient, accounts: &RunningServer) -> anyhow::Result<()> {
+/// `demo.json`: what another tool needs to call the running demo.
+fn describe(dir: &Path, accounts: &RunningServer, cache: &RunningServer) -> anyhow::Result<String> {
+    let dir = std::path::absolute(dir)?;
+    let path = |name: &str| dir.join(name).display().to_string();
+    let json = serde_json::json!({
+        "trust_domain": "herald.local",
+        "services": {
+            "accounts": { "address": accounts.local_addr().to_string(), "identity": "accounts" },
+            "cache": { "address": cache.local_addr().to_string(), "identity": "cache" },
+        },
+        "client": { "identity": "user.demo", "cert": path("user.demo.pem"), "key": path("user.demo.key"), "ca": path("ca.pem") },
+    });
+    Ok(serde_json::to_string_pretty(&json)?)
+}
+
+async fn walk_through(
+    cache: &CacheClient,
+    accounts: &RunningServer,
+    cache_server: &RunningServer,
+    me: &ClientTls,
+    ca: &DevCa,
+) -> anyhow::Result<()> {
     let ctx = Context::background();
+
+    step("0. Mutual TLS: both sides prove who they are");
+    let stranger_ca = DevCa::generate(ca.trust_domain().clone(), KeyAlgorithm::EcdsaP256)?;
+    let forged = stranger_ca.issue("user.demo", KeyAlgorithm::EcdsaP256)?;
+    let stranger = ClientTls::from_pem(
+        &forged.cert_pem,
+        &forged.key_pem,
+        ca.cert_pem(),
+        ca.trust_domain().clone(),
+    )?;
+    let refused = CacheClient::new(Channel::tls(cache_server.local_addr(), &stranger, "cache")?)
+        .get(
+            &ctx,
+            GetRequest {
+                key: "greeting".into(),
+            },
+        )
+        .await
+        .err()
+        .context("expected a failure: certificate from another CA")?;
+    println!(
+        "   A caller whose certificate comes from another CA → {}: {}",
+        refused.code(),
+        refused.message()
+    );
+    let confused = AccountsClient::new(Channel::tls(cache_server.local_addr(), me, "accounts")?)
+        .get_by_token(
+            &ctx,
+            GetByTokenRequest {
+                token: "tok-bob".into(),
+            },
+        )
+        .await
+        .err()
+        .context("expected a failure: wrong server identity")?;
+    println!(
+        "   A client that means to call accounts but reaches cache → {}: {}",
+        confused.code(),
+        confused.message()
+    );
 
     step("1. Store, Get and a streamed Dump, as bob");
     for (key, value) in [("greeting", "hello"), ("farewell", "goodbye")] {
@@ -177,13 +270,19 @@ async fn walk_through(cache: &CacheClient, accounts: &RunningServer) -> anyhow::
     );
 
     step("Server counters");
-    let stats = accounts.stats();
-    println!(
-        "   Accounts: {} handler(s) cut at their deadline, {} request(s) expired on arrival, {} panic(s)",
-        stats.deadline_exceeded_in_handler(),
-        stats.expired_on_arrival(),
-        stats.panics()
-    );
+    for (name, server) in [("Accounts", accounts), ("Cache", cache_server)] {
+        let stats = server.stats();
+        let handshakes = stats.handshakes();
+        println!(
+            "   {name}: TLS handshakes {} full, {} resumed, {} refused; {} handler(s) cut at their deadline, {} expired on arrival, {} panic(s)",
+            handshakes.full(),
+            handshakes.resumed(),
+            handshakes.failed(),
+            stats.deadline_exceeded_in_handler(),
+            stats.expired_on_arrival(),
+            stats.panics()
+        );
+    }
     Ok(())
 }
 
@@ -199,15 +298,14 @@ fn store(token: &str, key: &str, value: &str) -> StoreRequest {
     }
 }
 
-async fn serve(service: impl herald::server::IntoService) -> anyhow::Result<RunningServer> {
+async fn serve(
+    tls: ServerTls,
+    service: impl herald::server::IntoService,
+) -> anyhow::Result<RunningServer> {
     Server::builder()
-        .insecure_plaintext()
+        .tls(tls)
         .add_service(service)
         .bind("127.0.0.1:0")
         .await
         .context("starting a demo service on 127.0.0.1")
-}
-
-fn channel(server: &RunningServer) -> anyhow::Result<Channel> {
-    Ok(Channel::insecure_plaintext(server.local_addr())?)
 }

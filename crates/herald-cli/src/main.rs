@@ -1,5 +1,6 @@
 //! The `herald` command.
 
+mod certs;
 mod cli;
 mod demo;
 
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
 async fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Demo(args) => demo::run(args).await,
+        cli::Command::Certs(command) => certs::run(command),
     }
 }
 

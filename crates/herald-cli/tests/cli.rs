@@ -8,8 +8,10 @@ fn herald() -> Command {
 
 #[test]
 fn demo_walks_through_every_step_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("temp dir");
     let output = herald()
         .arg("demo")
+        .current_dir(dir.path())
         .timeout(std::time::Duration::from_secs(60))
         .output()
         .expect("runs");
@@ -21,6 +23,12 @@ fn demo_walks_through_every_step_and_exits_cleanly() {
         String::from_utf8_lossy(&output.stderr)
     );
     for expected in [
+        "Accounts listening on 127.0.0.1:",
+        "(mutual TLS, identity \"accounts\")",
+        "certificate comes from another CA → UNAVAILABLE",
+        "UnknownCA",
+        "means to call accounts but reaches cache → UNAVAILABLE",
+        "the server is \"cache\", but this channel calls \"accounts\"",
         "Get \"greeting\" → \"hello\"",
         "Dump streams 2 entries",
         "Get \"nothing-here\" → NOT_FOUND with app error Some(NotFound)",
@@ -30,6 +38,7 @@ fn demo_walks_through_every_step_and_exits_cleanly() {
         "budget is already spent → DEADLINE_EXCEEDED without being sent (local: true)",
         "Store as mallory (suspended in Accounts) → UNKNOWN",
         "(mapped on purpose) → UNAUTHENTICATED with app error Some(InvalidToken)",
+        "Cache: TLS handshakes 1 full, 0 resumed, 2 refused",
         "both servers drained and stopped",
     ] {
         assert!(
@@ -37,6 +46,142 @@ fn demo_walks_through_every_step_and_exits_cleanly() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
+    assert!(dir.path().join(".herald-demo/ca.pem").exists());
+}
+
+#[test]
+fn certs_init_then_issue_writes_spiffe_certificates_with_private_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certs = dir.path().join("certs");
+    let certs_arg = certs.to_str().expect("utf-8 path");
+    let out = herald()
+        .args([
+            "certs",
+            "init",
+            "--dir",
+            certs_arg,
+            "--trust-domain",
+            "acme.internal",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("trust domain acme.internal"));
+
+    for (flag, name, identity) in [
+        ("--service", "cache", "cache"),
+        ("--user", "boo", "user.boo"),
+        ("--host", "web-1", "host.web-1"),
+    ] {
+        let out = herald()
+            .args(["certs", "issue", "--dir", certs_arg, flag, name])
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(&format!("identity {identity}")), "{stdout}");
+        // The certificate carries the identity the CLI said.
+        let pem = std::fs::read_to_string(certs.join(format!("{identity}.pem"))).expect("cert");
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM");
+        let td = herald::tls::TrustDomain::new("acme.internal").expect("td");
+        assert_eq!(
+            td.identity_in_cert(&der).expect("identity").as_str(),
+            identity
+        );
+    }
+    #[cfg(unix)]
+    for key in ["ca.key", "cache.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(certs.join(key))
+            .expect("key")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{key} is readable by others");
+    }
+
+    // An RSA certificate for comparison.
+    let out = herald()
+        .args([
+            "certs",
+            "issue",
+            "--dir",
+            certs_arg,
+            "--service",
+            "big",
+            "--rsa",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("RSA-2048"));
+}
+
+use rustls_pki_types::pem::PemObject;
+
+/// Bad input: one line on stderr, a non-zero exit, nothing half-written.
+#[test]
+fn certs_errors_are_one_line_hints() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certs = dir.path().join("certs");
+    let certs_arg = certs.to_str().expect("utf-8 path");
+    let one_line_error = |args: &[&str], says: &str| {
+        let out = herald().args(args).output().expect("runs");
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?}: expected {says:?} in {stderr}"
+        );
+    };
+    one_line_error(
+        &["certs", "issue", "--dir", certs_arg, "--service", "cache"],
+        "run `herald certs init",
+    );
+    one_line_error(
+        &[
+            "certs",
+            "init",
+            "--dir",
+            certs_arg,
+            "--trust-domain",
+            "Bad Domain",
+        ],
+        "invalid trust domain",
+    );
+    herald()
+        .args(["certs", "init", "--dir", certs_arg])
+        .assert()
+        .success();
+    one_line_error(
+        &["certs", "init", "--dir", certs_arg],
+        "pass --force to replace it",
+    );
+    one_line_error(
+        &[
+            "certs",
+            "issue",
+            "--dir",
+            certs_arg,
+            "--service",
+            "Cache.Svc",
+        ],
+        "invalid identity",
+    );
+    assert!(!certs.join("Cache.Svc.pem").exists());
 }
 
 #[test]

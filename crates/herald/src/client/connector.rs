@@ -3,8 +3,9 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
@@ -19,17 +20,25 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Connects TCP, and TLS on top when configured.
 #[derive(Clone)]
-pub(crate) enum Connector {
-    Plaintext(HttpConnector),
-    Tls {
-        http: HttpConnector,
-        tls: tokio_rustls::TlsConnector,
-        stats: Arc<HandshakeStats>,
-    },
+pub(crate) struct Connector {
+    http: HttpConnector,
+    tls: Option<(tokio_rustls::TlsConnector, Arc<HandshakeStats>)>,
+    last_failure: LastFailure,
 }
 
+/// The last I/O failure of any connection of a channel. hyper reports a connection that
+/// died under a request as "channel closed"; this keeps the reason (a TLS alert from the
+/// server, a reset) so the call's error can say it.
+#[derive(Clone, Default)]
+pub(crate) struct LastFailure(Arc<Mutex<Option<(Instant, String)>>>);
+
 /// A connection, plain or secured.
-pub(crate) enum Io {
+pub(crate) struct Io {
+    stream: Stream,
+    last_failure: LastFailure,
+}
+
+enum Stream {
     Plaintext(TokioIo<TcpStream>),
     Tls(Box<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>),
 }
@@ -38,15 +47,45 @@ pub(crate) enum Io {
 
 impl Connector {
     pub(crate) fn plaintext() -> Self {
-        Connector::Plaintext(tcp())
+        Connector {
+            http: tcp(),
+            tls: None,
+            last_failure: LastFailure::default(),
+        }
     }
 
     pub(crate) fn tls(config: Arc<rustls::ClientConfig>, stats: Arc<HandshakeStats>) -> Self {
-        Connector::Tls {
+        let tls = Some((tokio_rustls::TlsConnector::from(config), stats));
+        Connector {
             http: tcp(),
-            tls: tokio_rustls::TlsConnector::from(config),
-            stats,
+            tls,
+            last_failure: LastFailure::default(),
         }
+    }
+
+    pub(crate) fn last_failure(&self) -> LastFailure {
+        self.last_failure.clone()
+    }
+}
+
+// === impl LastFailure ===
+
+impl LastFailure {
+    /// How long a failure explains later errors.
+    const RELEVANT: Duration = Duration::from_secs(5);
+
+    fn record(&self, error: &io::Error) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some((Instant::now(), crate::tls::describe(error)));
+        }
+    }
+
+    /// The failure of the last few seconds, if any.
+    pub(crate) fn recent(&self) -> Option<String> {
+        let last = self.0.lock().ok()?;
+        last.as_ref()
+            .filter(|(at, _)| at.elapsed() < Self::RELEVANT)
+            .map(|(_, why)| why.clone())
     }
 }
 
@@ -68,34 +107,39 @@ impl Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let this = self.clone();
+        let Connector {
+            mut http,
+            tls,
+            last_failure,
+        } = self.clone();
         Box::pin(async move {
-            match this {
-                Connector::Plaintext(mut http) => Ok(Io::Plaintext(http.call(uri).await?)),
-                Connector::Tls {
-                    mut http,
-                    tls,
-                    stats,
-                } => {
-                    let host = uri
-                        .host()
-                        .unwrap_or("localhost")
-                        .trim_matches(|c| c == '[' || c == ']');
-                    let name = ServerName::try_from(host.to_owned())?;
-                    let tcp = http.call(uri).await?.into_inner();
-                    match tls.connect(name, tcp).await {
-                        Ok(stream) => {
-                            stats.record(stream.get_ref().1.handshake_kind());
-                            Ok(Io::Tls(Box::new(TokioIo::new(stream))))
-                        }
-                        Err(error) => {
-                            stats.record_failure();
-                            let reason = crate::tls::describe(&error);
-                            Err(Box::new(io::Error::other(format!(
-                                "TLS handshake failed: {reason}"
-                            ))) as BoxError)
-                        }
-                    }
+            let tcp = http.call(uri.clone()).await?;
+            let Some((tls, stats)) = tls else {
+                return Ok(Io {
+                    stream: Stream::Plaintext(tcp),
+                    last_failure,
+                });
+            };
+            let host = uri
+                .host()
+                .unwrap_or("localhost")
+                .trim_matches(|c| c == '[' || c == ']');
+            let name = ServerName::try_from(host.to_owned())?;
+            match tls.connect(name, tcp.into_inner()).await {
+                Ok(stream) => {
+                    stats.record(stream.get_ref().1.handshake_kind());
+                    Ok(Io {
+                        stream: Stream::Tls(Box::new(TokioIo::new(stream))),
+                        last_failure,
+                    })
+                }
+                Err(error) => {
+                    stats.record_failure();
+                    let reason = crate::tls::describe(&error);
+                    Err(
+                        Box::new(io::Error::other(format!("TLS handshake failed: {reason}")))
+                            as BoxError,
+                    )
                 }
             }
         })
@@ -110,16 +154,27 @@ impl Connection for Io {
     }
 }
 
+impl Io {
+    fn note<T>(&self, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(error)) = &poll {
+            self.last_failure.record(error);
+        }
+        poll
+    }
+}
+
 impl hyper::rt::Read for Io {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plaintext(io) => Pin::new(io).poll_read(cx, buf),
-            Io::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
-        }
+        let this = self.get_mut();
+        let poll = match &mut this.stream {
+            Stream::Plaintext(io) => Pin::new(io).poll_read(cx, buf),
+            Stream::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        };
+        this.note(poll)
     }
 }
 
@@ -129,23 +184,27 @@ impl hyper::rt::Write for Io {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plaintext(io) => Pin::new(io).poll_write(cx, buf),
-            Io::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
-        }
+        let this = self.get_mut();
+        let poll = match &mut this.stream {
+            Stream::Plaintext(io) => Pin::new(io).poll_write(cx, buf),
+            Stream::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        };
+        this.note(poll)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plaintext(io) => Pin::new(io).poll_flush(cx),
-            Io::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
-        }
+        let this = self.get_mut();
+        let poll = match &mut this.stream {
+            Stream::Plaintext(io) => Pin::new(io).poll_flush(cx),
+            Stream::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        };
+        this.note(poll)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plaintext(io) => Pin::new(io).poll_shutdown(cx),
-            Io::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().stream {
+            Stream::Plaintext(io) => Pin::new(io).poll_shutdown(cx),
+            Stream::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -154,16 +213,18 @@ impl hyper::rt::Write for Io {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plaintext(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            Io::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
-        }
+        let this = self.get_mut();
+        let poll = match &mut this.stream {
+            Stream::Plaintext(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Stream::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+        };
+        this.note(poll)
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Io::Plaintext(io) => io.is_write_vectored(),
-            Io::Tls(io) => io.is_write_vectored(),
+        match &self.stream {
+            Stream::Plaintext(io) => io.is_write_vectored(),
+            Stream::Tls(io) => io.is_write_vectored(),
         }
     }
 }

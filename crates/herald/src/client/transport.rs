@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tonic::body::Body;
 
-use crate::client::connector::Connector;
+use crate::client::connector::{Connector, LastFailure};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -23,17 +23,23 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct Transport {
     client: Client<Connector, Body>,
     authority: Authority,
+    last_failure: LastFailure,
 }
 
 // === impl Transport ===
 
 impl Transport {
     pub(crate) fn new(authority: Authority, connector: Connector) -> Self {
+        let last_failure = connector.last_failure();
         let client = Client::builder(TokioExecutor::new())
             .http2_only(true)
             .timer(TokioTimer::new())
             .build(connector);
-        Transport { client, authority }
+        Transport {
+            client,
+            authority,
+            last_failure,
+        }
     }
 }
 
@@ -64,6 +70,7 @@ impl tower::Service<http::Request<Body>> for Transport {
         }
         let response = self.client.request(request);
         let authority = self.authority.clone();
+        let last_failure = self.last_failure.clone();
         Box::pin(async move {
             response.await.map_err(|error| {
                 // tonic finds a Status in the error and keeps its code: a transport failure
@@ -73,6 +80,9 @@ impl tower::Service<http::Request<Body>> for Transport {
                 while let Some(cause) = source {
                     message.push_str(&format!(": {cause}"));
                     source = cause.source();
+                }
+                if let Some(why) = last_failure.recent() {
+                    message.push_str(&format!(" (the connection failed: {why})"));
                 }
                 Box::new(tonic::Status::unavailable(message)) as BoxError
             })

@@ -146,14 +146,14 @@ where
                 .await;
             }
             Security::Tls(tls) => {
-                let handshake =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
-                let stream = match handshake {
+                let accept = tls.acceptor().accept(stream).into_fallible();
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
                     Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => {
+                    Ok(Err((error, tcp))) => {
                         self.stats.handshakes.record_failure();
                         let reason = crate::tls::describe(&error);
                         tracing::info!(%peer, %reason, "TLS handshake refused");
+                        linger(tcp).await;
                         return;
                     }
                     Err(_) => {
@@ -204,6 +204,19 @@ where
             }
         }
     }
+}
+
+/// Closes a refused connection so that the peer reads our alert: dropping a socket with
+/// unread input makes the kernel send a reset, which destroys the alert in flight. Bounded:
+/// a peer that keeps sending is cut after a second.
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 pub(crate) fn http2_builder(
