@@ -13,7 +13,8 @@ fn workspace() -> PathBuf {
 }
 
 /// A crate in a temp folder with `proto/contract.proto` = `proto` and a build.rs that
-/// compiles it; `cargo build` run on it with no `protoc` reachable.
+/// compiles it; `cargo build` run on it with a booby-trapped `protoc` first on PATH and in
+/// `PROTOC`: if anything calls a protoc, the build fails saying so.
 fn build_fixture(proto: &str) -> Output {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
@@ -47,22 +48,28 @@ fn build_fixture(proto: &str) -> Output {
         // Shared between runs so herald-build compiles once, apart from the workspace's own
         // target folder whose lock the running `cargo test` holds.
         .env("CARGO_TARGET_DIR", workspace().join("target/fixtures"))
-        .env("PATH", path_without_protoc())
-        .env("PROTOC", "/nonexistent/protoc")
+        .env("PATH", path_with_trapped_protoc(root))
+        .env("PROTOC", root.join("trap/protoc"))
         .output()
         .expect("run cargo")
 }
 
-/// PATH minus every folder holding a `protoc`.
-fn path_without_protoc() -> String {
+/// PATH with `{root}/trap` first, holding a `protoc` that fails loudly: if anything in the
+/// build calls a protoc, by PATH or by `PROTOC`, the build fails saying so.
+fn path_with_trapped_protoc(root: &Path) -> std::ffi::OsString {
+    let trap = root.join("trap");
+    std::fs::create_dir_all(&trap).expect("mkdir");
+    let protoc = trap.join("protoc");
+    std::fs::write(&protoc, "#!/bin/sh\necho 'PROTOC WAS CALLED' >&2\nexit 1\n")
+        .expect("write trap");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&protoc, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let kept: Vec<PathBuf> = std::env::split_paths(&path)
-        .filter(|dir| !dir.join("protoc").exists())
-        .collect();
-    std::env::join_paths(kept)
-        .expect("valid PATH")
-        .into_string()
-        .expect("utf-8 PATH")
+    let dirs = std::iter::once(trap).chain(std::env::split_paths(&path));
+    std::env::join_paths(dirs).expect("valid PATH")
 }
 
 const HEADER: &str =
@@ -75,11 +82,12 @@ fn contracts_build_or_fail_with_the_rule_in_cargo_output() {
         "{HEADER}service S {{\n  option (herald.default_deadline_ms) = 100;\n  rpc Get(M) returns (M);\n}}\n\
          enum E {{ option (herald.rpc_error) = true; E_UNSPECIFIED = 0; E_GONE = 1 [(herald.grpc_code) = \"NOT_FOUND\"]; }}\n"
     ));
+    let stderr = String::from_utf8_lossy(&good.stderr);
     assert!(
         good.status.success(),
-        "a valid contract must build without protoc: {}",
-        String::from_utf8_lossy(&good.stderr)
+        "a valid contract must build without protoc: {stderr}"
     );
+    assert!(!stderr.contains("PROTOC WAS CALLED"));
 
     let missing_deadline = build_fixture(&format!(
         "{HEADER}service S {{\n  rpc Get(M) returns (M);\n}}\n"
