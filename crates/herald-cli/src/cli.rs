@@ -20,6 +20,22 @@ pub(crate) enum Command {
     /// Make a development CA and service certificates (SPIFFE identities).
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Work with limits files (ACLs, rate limits, admission).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Check a limits file offline: exit 0 and a summary if valid, else the error with its
+    /// line and key.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigCheckArgs {
+    /// The limits file (YAML).
+    pub(crate) file: PathBuf,
 }
 
 #[derive(Debug, Args)]

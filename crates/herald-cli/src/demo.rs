@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use herald::client::Channel;
+use herald::limits::Limits;
 use herald::server::RunningServer;
-use herald::tls::{ClientTls, DevCa, KeyAlgorithm, ServerTls, TlsFiles};
+use herald::tls::{ClientTls, DevCa, KeyAlgorithm, ServerTls, TlsFiles, TrustDomain};
 use herald::{Context, Server};
 use herald_example_cache::accounts::GetByTokenRequest;
 use herald_example_cache::accounts::accounts_client::AccountsClient;
@@ -23,7 +24,13 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("herald demo: the Cache and Accounts services from the \"gRPC in production\" talk\n");
     let dir = &args.state_dir;
     let ca = certs::init_ca(dir, "herald.local", KeyAlgorithm::EcdsaP256, true)?;
-    for identity in ["accounts", "cache", "user.demo"] {
+    for identity in [
+        "accounts",
+        "cache",
+        "user.demo",
+        "user.batch",
+        "user.intruder",
+    ] {
         certs::issue_files(&ca, dir, identity, KeyAlgorithm::EcdsaP256)?;
     }
     let td = ca.trust_domain().clone();
@@ -32,8 +39,23 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         dir.display()
     );
 
+    let accounts_limits = dir.join("accounts-limits.yaml");
+    let cache_limits = dir.join("cache-limits.yaml");
+    std::fs::write(&accounts_limits, ACCOUNTS_LIMITS)?;
+    std::fs::write(&cache_limits, CACHE_LIMITS)?;
+    println!(
+        "  Limits files (ACLs, rates, admission; reloaded live): {} and {}",
+        accounts_limits.display(),
+        cache_limits.display()
+    );
+
     let accounts_tls = ServerTls::from_files(TlsFiles::in_dir(dir, "accounts"), td.clone())?;
-    let accounts = serve(accounts_tls, AccountsServer::new(AccountsService::demo())).await?;
+    let accounts = serve(
+        accounts_tls,
+        &accounts_limits,
+        AccountsServer::new(AccountsService::demo()),
+    )
+    .await?;
     // Cache is a client of Accounts with its own identity, and accepts only Accounts there.
     let as_cache = ClientTls::from_files(TlsFiles::in_dir(dir, "cache"), td.clone())?;
     let accounts_client =
@@ -41,6 +63,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let cache_tls = ServerTls::from_files(TlsFiles::in_dir(dir, "cache"), td.clone())?;
     let cache = serve(
         cache_tls,
+        &cache_limits,
         CacheServer::new(CacheService::new(accounts_client)),
     )
     .await?;
@@ -55,7 +78,9 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let me = ClientTls::from_files(TlsFiles::in_dir(dir, "user.demo"), td.clone())?;
     let client = CacheClient::new(Channel::tls(cache.local_addr(), &me, "cache")?);
-    walk_through(&client, &accounts, &cache, &me, &ca).await?;
+    walk_through(&client, &cache, &me, &ca).await?;
+    limits_walk_through(dir, &cache, &cache_limits, &td).await?;
+    print_counters(&accounts, &cache);
 
     if args.serve {
         let described = describe(dir, &accounts, &cache)?;
@@ -93,7 +118,6 @@ fn describe(dir: &Path, accounts: &RunningServer, cache: &RunningServer) -> anyh
 
 async fn walk_through(
     cache: &CacheClient,
-    accounts: &RunningServer,
     cache_server: &RunningServer,
     me: &ClientTls,
     ca: &DevCa,
@@ -269,6 +293,108 @@ async fn walk_through(
         invalid.app()
     );
 
+    Ok(())
+}
+
+/// The limits in action: an ACL refusal, a rate limit, and a live reload.
+async fn limits_walk_through(
+    dir: &Path,
+    cache: &RunningServer,
+    limits: &Path,
+    td: &TrustDomain,
+) -> anyhow::Result<()> {
+    let ctx = Context::background();
+    let as_identity = |identity: &str| -> anyhow::Result<CacheClient> {
+        let tls = ClientTls::from_files(TlsFiles::in_dir(dir, identity), td.clone())?;
+        Ok(CacheClient::new(Channel::tls(
+            cache.local_addr(),
+            &tls,
+            "cache",
+        )?))
+    };
+    let get = GetRequest {
+        key: "greeting".into(),
+    };
+
+    step("6. ACLs: the caller's identity decides, before the request is decoded");
+    let intruder = as_identity("user.intruder")?;
+    let denied = intruder
+        .get(&ctx, get.clone())
+        .await
+        .err()
+        .context("expected a failure: not in the ACL")?;
+    println!(
+        "   user.intruder (valid certificate, named nowhere in the ACL) → {}: {}",
+        denied.code(),
+        denied.message()
+    );
+
+    step("7. Rate limits per caller: user.batch may make 5 calls a second");
+    let batch = as_identity("user.batch")?;
+    let (mut ok, mut limited, mut pushback) = (0, 0, String::new());
+    for _ in 0..10 {
+        match batch.get(&ctx, get.clone()).await {
+            Ok(_) => ok += 1,
+            Err(e) if e.code() == herald::Code::ResourceExhausted => {
+                limited += 1;
+                pushback = e.message().to_owned();
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!(
+        "   10 calls at once → {ok} served, {limited} RESOURCE_EXHAUSTED (\"{pushback}\", with grpc-retry-pushback-ms)"
+    );
+
+    step("8. A live reload: the limits file changes, the server follows within a second");
+    std::fs::write(
+        limits,
+        CACHE_LIMITS.replace("user.batch: 5", "user.batch: -1\n        user.intruder: -1"),
+    )?;
+    let reloaded = wait_for_reload(cache, 1).await;
+    let allowed = intruder.get(&ctx, get.clone()).await;
+    println!(
+        "   cache-limits.yaml now lets user.intruder in → reload applied: {reloaded}; user.intruder's Get → {}",
+        allowed.map_or_else(|e| e.code().to_string(), |_| "OK".into())
+    );
+    std::fs::write(
+        limits,
+        "limits:\n  cache.Cache:\n    default:\n      max_concurency: 3\n",
+    )?;
+    wait_for_failed_reload(cache, 1).await;
+    let status = cache.limits_status();
+    println!(
+        "   A broken file (a typo) → refused, the previous limits stay: {}",
+        status.last_error.unwrap_or_default()
+    );
+    let still = intruder.get(&ctx, get).await;
+    println!(
+        "   user.intruder's Get after the bad edit → {}",
+        still.map_or_else(|e| e.code().to_string(), |_| "OK".into())
+    );
+    Ok(())
+}
+
+async fn wait_for_reload(server: &RunningServer, reloads: u64) -> bool {
+    for _ in 0..40 {
+        if server.limits_status().reloads >= reloads {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn wait_for_failed_reload(server: &RunningServer, failures: u64) {
+    for _ in 0..40 {
+        if server.limits_status().failures >= failures {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn print_counters(accounts: &RunningServer, cache_server: &RunningServer) {
     step("Server counters");
     for (name, server) in [("Accounts", accounts), ("Cache", cache_server)] {
         let stats = server.stats();
@@ -283,8 +409,35 @@ async fn walk_through(
             stats.panics()
         );
     }
-    Ok(())
 }
+
+/// Accounts lets Cache in, and nobody else.
+const ACCOUNTS_LIMITS: &str = "\
+limits:
+  accounts.Accounts:
+    default:
+      max_concurrency: 64
+      queue_timeout_ms: 200
+      rate_acls:
+        cache: -1
+";
+
+/// Cache: the demo user unlimited, a batch user rate-limited, every other identity denied.
+const CACHE_LIMITS: &str = "\
+limits:
+  cache.Cache:
+    default:
+      max_concurrency: 32
+      queue_timeout_ms: 500
+      queue: lifo
+      rate_acls:
+        user.demo: -1
+        user.batch: 5
+        authenticated: 0
+        unauthenticated: 0
+    methods:
+      Dump: { max_concurrency: 2 }
+";
 
 fn step(title: &str) {
     println!("\n{title}");
@@ -300,10 +453,12 @@ fn store(token: &str, key: &str, value: &str) -> StoreRequest {
 
 async fn serve(
     tls: ServerTls,
+    limits: &Path,
     service: impl herald::server::IntoService,
 ) -> anyhow::Result<RunningServer> {
     Server::builder()
         .tls(tls)
+        .limits(Limits::from_file(limits)?)
         .add_service(service)
         .bind("127.0.0.1:0")
         .await

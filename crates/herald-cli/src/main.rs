@@ -2,6 +2,7 @@
 
 mod certs;
 mod cli;
+mod config;
 mod demo;
 
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Demo(args) => demo::run(args).await,
         cli::Command::Certs(command) => certs::run(command),
+        cli::Command::Config(command) => config::run(command),
     }
 }
 

@@ -38,7 +38,13 @@ fn demo_walks_through_every_step_and_exits_cleanly() {
         "budget is already spent → DEADLINE_EXCEEDED without being sent (local: true)",
         "Store as mallory (suspended in Accounts) → UNKNOWN",
         "(mapped on purpose) → UNAUTHENTICATED with app error Some(InvalidToken)",
-        "Cache: TLS handshakes 1 full, 0 resumed, 2 refused",
+        "user.intruder (valid certificate, named nowhere in the ACL) → PERMISSION_DENIED",
+        "10 calls at once → 1 served, 9 RESOURCE_EXHAUSTED",
+        "reload applied: true; user.intruder's Get → OK",
+        "A broken file (a typo) → refused, the previous limits stay",
+        "unknown field `max_concurency`",
+        "user.intruder's Get after the bad edit → OK",
+        "0 resumed, 2 refused",
         "both servers drained and stopped",
     ] {
         assert!(
@@ -193,4 +199,60 @@ fn an_unknown_subcommand_fails_with_a_hint() {
         stderr.contains("unrecognized subcommand 'frobnicate'"),
         "{stderr}"
     );
+}
+
+#[test]
+fn config_check_accepts_a_valid_file_and_names_the_line_of_a_bad_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "limits:\n  cache.Cache:\n    default:\n      max_concurrency: 4\n      rate_acls: { web: -1, user.boo: 10 }\n    methods:\n      Dump: { max_concurrency: 1 }\n").expect("write");
+    let out = herald()
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "good.yaml: valid",
+        "cache.Cache: 2 caller rule(s), max_concurrency 4",
+        "user.boo: 10/s",
+        "web: unlimited",
+        "method Dump",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in {stdout}"
+        );
+    }
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "limits:\n  cache.Cache:\n    default:\n      rate_acls: { web: -7 }\n",
+    )
+    .expect("write");
+    let out = herald()
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml: limits.cache.Cache.default.rate_acls.web: -7 is not a rate"),
+        "{stderr}"
+    );
+
+    let out = herald()
+        .args(["config", "check", "/nonexistent/limits.yaml"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }

@@ -22,6 +22,7 @@ mod context;
 pub mod contract;
 mod error;
 mod identity;
+pub mod limits;
 pub mod server;
 pub mod timeout;
 pub mod tls;

@@ -91,6 +91,7 @@ impl Pki {
 async fn serve_tls(tls: ServerTls, handler: WhoCalls) -> RunningServer {
     Server::builder()
         .tls(tls)
+        .allow_all_callers()
         .add_service(AccountsServer::new(handler))
         .bind("127.0.0.1:0")
         .await

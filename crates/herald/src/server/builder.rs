@@ -12,12 +12,16 @@ use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
 
 use crate::context::Propagation;
+use crate::limits::{Limits, LimitsStatus, LiveLimits};
 use crate::server::ServiceMethods;
+use crate::server::acl::AclLayer;
+use crate::server::admit::AdmitLayer;
 use crate::server::conn::{Security, accept_loop, http2_builder};
 use crate::server::deadline::DeadlineLayer;
 use crate::server::dispatch::{Dispatch, Env};
 use crate::server::http2::Http2Limits;
 use crate::server::methods::IntoService;
+use crate::server::rate_limit::RateLimitLayer;
 use crate::server::router::Router;
 use crate::server::stats::ServerStats;
 use crate::tls::ServerTls;
@@ -32,6 +36,7 @@ pub struct Server;
 /// # async fn run(service: impl herald::server::IntoService) -> Result<(), Box<dyn std::error::Error>> {
 /// let server = herald::Server::builder()
 ///     .insecure_plaintext() // tests and local demos only
+///     .allow_all_callers()  // likewise: real services give a limits file
 ///     .add_service(service)
 ///     .bind("127.0.0.1:0")
 ///     .await?;
@@ -47,6 +52,14 @@ pub struct Builder {
     propagation: Propagation,
     grace: Duration,
     security: Option<Security>,
+    access: Option<Access>,
+}
+
+/// Who may call: the limits file, or (explicitly) everyone.
+#[derive(Debug)]
+enum Access {
+    Limits(Limits),
+    AllowAll,
 }
 
 /// A server accepting connections.
@@ -56,6 +69,7 @@ pub struct RunningServer {
     stats: Arc<ServerStats>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    limits: Arc<LiveLimits>,
 }
 
 /// Why a server could not start.
@@ -65,6 +79,8 @@ pub struct BuildError {
 
 enum BuildErrorKind {
     NoTransport,
+    NoAccessPolicy,
+    Limits(String),
     DuplicateMethod(&'static str),
     Bind(std::io::Error),
 }
@@ -80,6 +96,7 @@ impl Server {
             propagation: Propagation::default(),
             grace: Duration::from_secs(30),
             security: None,
+            access: None,
         }
     }
 }
@@ -98,6 +115,19 @@ impl Builder {
     /// identity of its trust domain. The default every real service should use.
     pub fn tls(mut self, tls: ServerTls) -> Self {
         self.security = Some(Security::Tls(tls));
+        self
+    }
+
+    /// Applies a limits file: ACLs (default deny), rate limits and admission, reloaded live.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.access = Some(Access::Limits(limits));
+        self
+    }
+
+    /// Lets every caller call every method, unlimited. For tests and local experiments: a
+    /// real service names its callers in a limits file ([`Builder::limits`]).
+    pub fn allow_all_callers(mut self) -> Self {
+        self.access = Some(Access::AllowAll);
         self
     }
 
@@ -144,24 +174,55 @@ impl Builder {
     /// As [`Builder::bind`].
     pub fn serve_on(self, listener: TcpListener) -> Result<RunningServer, BuildError> {
         self.check()?;
+        let Builder {
+            services,
+            limits,
+            propagation,
+            grace,
+            security,
+            access,
+            ..
+        } = self;
+        let (security, access) = match (security, access) {
+            (Some(security), Some(access)) => (security, access),
+            (None, _) => return Err(BuildErrorKind::NoTransport.into()),
+            (_, None) => return Err(BuildErrorKind::NoAccessPolicy.into()),
+        };
         let local_addr = listener.local_addr().map_err(BuildErrorKind::Bind)?;
         let stats = Arc::new(ServerStats::default());
         let env = Arc::new(Env {
-            limits: self.limits.clone(),
+            limits: limits.clone(),
             stats: stats.clone(),
         });
 
-        // The request path, top to bottom. Routing and the Context come first (router.rs).
+        let names = services.iter().map(|s| s.contract.name).collect();
+        let methods: Vec<_> = services.into_iter().flat_map(|s| s.methods).collect();
+        let contracts = methods.iter().map(|m| m.contract).collect();
+        let live = match access {
+            Access::AllowAll => LiveLimits::allow_all(contracts),
+            Access::Limits(config) => {
+                LiveLimits::start(config, contracts).map_err(BuildErrorKind::Limits)?
+            }
+        };
+
+        // The request path, top to bottom, after routing and reading the Context
+        // (router.rs): nothing here decodes the body; only dispatch does.
         let stack = ServiceBuilder::new()
             .layer(DeadlineLayer::new(stats.clone()))
+            .layer(AclLayer::new(stats.clone()))
+            .layer(RateLimitLayer::new(stats.clone()))
+            .layer(AdmitLayer::new(stats.clone()))
             .service(Dispatch::new(env));
 
-        let names = self.services.iter().map(|s| s.contract.name).collect();
-        let methods = self.services.into_iter().flat_map(|s| s.methods).collect();
-        let router = Arc::new(Router::new(methods, names, self.propagation, stack));
+        let router = Arc::new(Router::new(
+            methods,
+            live.clone(),
+            names,
+            propagation,
+            stack,
+        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let http = http2_builder(&self.limits);
-        let security = self.security.clone().ok_or(BuildErrorKind::NoTransport)?;
+        let http = http2_builder(&limits);
         let task = tokio::spawn(accept_loop(
             listener,
             security,
@@ -169,7 +230,7 @@ impl Builder {
             http,
             stats.clone(),
             shutdown_rx,
-            self.grace,
+            grace,
         ));
         tracing::info!(%local_addr, "herald server listening");
         Ok(RunningServer {
@@ -177,12 +238,16 @@ impl Builder {
             stats,
             shutdown,
             task,
+            limits: live,
         })
     }
 
     fn check(&self) -> Result<(), BuildError> {
         if self.security.is_none() {
             return Err(BuildErrorKind::NoTransport.into());
+        }
+        if self.access.is_none() {
+            return Err(BuildErrorKind::NoAccessPolicy.into());
         }
         let mut paths = HashSet::new();
         for method in self.services.iter().flat_map(|s| &s.methods) {
@@ -205,6 +270,11 @@ impl RunningServer {
     /// The server's counters.
     pub fn stats(&self) -> &Arc<ServerStats> {
         &self.stats
+    }
+
+    /// The state of the limits: reloads applied and refused, the last error.
+    pub fn limits_status(&self) -> LimitsStatus {
+        self.limits.status()
     }
 
     /// Stops accepting, sends GOAWAY on every connection and waits for in-flight calls (up
@@ -236,6 +306,10 @@ impl fmt::Display for BuildError {
             BuildErrorKind::NoTransport => f.write_str(
                 "no transport chosen: configure TLS, or call insecure_plaintext() for tests",
             ),
+            BuildErrorKind::NoAccessPolicy => f.write_str(
+                "no access policy: give a limits file (limits(...)), or call allow_all_callers() for tests",
+            ),
+            BuildErrorKind::Limits(error) => write!(f, "the limits do not fit this server: {error}"),
             BuildErrorKind::DuplicateMethod(path) => write!(f, "two services serve {path}"),
             BuildErrorKind::Bind(error) => write!(f, "cannot listen: {error}"),
         }

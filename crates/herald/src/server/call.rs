@@ -3,14 +3,34 @@
 use std::sync::Arc;
 
 use crate::context::Context;
+use crate::limits::Rate;
+use crate::limits::admission::{Admission, Permit};
+use crate::limits::buckets::RateBuckets;
+use crate::limits::policy::{Compiled, MethodPolicy};
 use crate::server::methods::Method;
+
+/// A method as the server runs it: its handler, and the state its limits keep.
+#[derive(Debug)]
+pub(crate) struct RoutedMethod {
+    pub(crate) method: Method,
+    /// Position in every [`Compiled`] limits table.
+    pub(crate) index: usize,
+    pub(crate) buckets: RateBuckets,
+    pub(crate) admission: Arc<Admission>,
+}
 
 /// A request whose method is known and whose [`Context`] is read, body not yet decoded.
 #[derive(Debug)]
 pub struct Call {
-    pub(crate) method: Arc<Method>,
+    pub(crate) method: Arc<RoutedMethod>,
     pub(crate) ctx: Context,
     pub(crate) request: http::Request<tonic::body::Body>,
+    /// The limits in force when the request arrived.
+    pub(crate) limits: Arc<Compiled>,
+    /// The caller's rate, once the ACL allowed it.
+    pub(crate) rate: Rate,
+    /// The admission slot, once granted.
+    pub(crate) permit: Option<Permit>,
 }
 
 // === impl Call ===
@@ -23,11 +43,15 @@ impl Call {
 
     /// The method's contract.
     pub fn contract(&self) -> &'static crate::contract::MethodContract {
-        self.method.contract
+        self.method.method.contract
     }
 
     /// The request's headers.
     pub fn headers(&self) -> &http::HeaderMap {
         self.request.headers()
+    }
+
+    pub(crate) fn policy(&self) -> &MethodPolicy {
+        &self.limits.methods[self.method.index]
     }
 }

@@ -82,6 +82,8 @@ mod tests {
 
     use crate::context::{Context, Propagation};
     use crate::contract::{ClientPolicy, MethodContract, RpcKind, ServiceContract};
+    use crate::limits::policy::Compiled;
+    use crate::server::call::RoutedMethod;
     use crate::server::methods::ServiceMethods;
 
     static METHOD: MethodContract = MethodContract {
@@ -118,16 +120,20 @@ mod tests {
         .expect("valid headers");
         let methods = ServiceMethods::new(&SERVICE)
             .unary(&METHOD, |_, _: ()| async { Ok::<(), crate::Error>(()) });
-        let method = methods
-            .methods
-            .into_iter()
-            .next()
-            .map(Arc::new)
-            .expect("one method");
+        let method = methods.methods.into_iter().next().expect("one method");
+        let method = Arc::new(RoutedMethod {
+            method,
+            index: 0,
+            buckets: Default::default(),
+            admission: Default::default(),
+        });
         Call {
             method,
             ctx,
             request,
+            limits: Arc::new(Compiled::allow_all(&[&METHOD])),
+            rate: crate::limits::Rate::Unlimited,
+            permit: None,
         }
     }
 

@@ -5,13 +5,16 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, ready};
 
 use futures_util::FutureExt;
 use tonic::body::Body;
 
 use crate::context::Context;
+use crate::contract::RpcKind;
+use crate::limits::admission::Permit;
 use crate::server::call::Call;
 use crate::server::http2::Http2Limits;
 use crate::server::methods::ResponseFuture;
@@ -41,19 +44,84 @@ impl Dispatch {
 impl tower::Service<Call> for Dispatch {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = futures_util::future::Map<
-        ResponseFuture,
-        fn(http::Response<Body>) -> Result<http::Response<Body>, Infallible>,
-    >;
+    type Future = DispatchFuture;
 
     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, call: Call) -> Self::Future {
-        call.method
-            .call(call.ctx, call.request, &self.env)
-            .map(Ok as fn(_) -> _)
+        let Call {
+            method,
+            ctx,
+            request,
+            permit,
+            ..
+        } = call;
+        let contract = method.method.contract;
+        // A stream's work goes on after its head: its slot is held until the body ends.
+        let streams = matches!(
+            contract.kind,
+            RpcKind::ServerStreaming | RpcKind::BidiStreaming
+        );
+        DispatchFuture {
+            response: method.method.call(ctx, request, &self.env),
+            permit,
+            streams,
+        }
+    }
+}
+
+/// The handler's response, holding the admission slot as long as the work lasts.
+pub(crate) struct DispatchFuture {
+    response: ResponseFuture,
+    permit: Option<Permit>,
+    streams: bool,
+}
+
+impl Future for DispatchFuture {
+    type Output = Result<http::Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let response = ready!(self.response.as_mut().poll(cx));
+        Poll::Ready(Ok(match self.permit.take() {
+            Some(permit) if self.streams => response.map(|body| {
+                Body::new(PermitBody {
+                    body,
+                    _permit: permit,
+                })
+            }),
+            _ => response,
+        }))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that frees the admission slot when it ends.
+    struct PermitBody {
+        #[pin]
+        body: Body,
+        _permit: Permit,
+    }
+}
+
+impl http_body::Body for PermitBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

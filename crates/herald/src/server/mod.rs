@@ -4,11 +4,16 @@
 //! ```text
 //! accept ─► HTTP/2 (hyper, explicit limits) ─► Router: method by path, Context from headers
 //!   ─► deadline: already passed? DEADLINE_EXCEEDED, the handler never runs
+//!   ─► acl: may this identity call this method? else PERMISSION_DENIED (default deny)
+//!   ─► rate: within the caller's rate? else RESOURCE_EXHAUSTED + grpc-retry-pushback-ms
+//!   ─► admission: a slot of max_concurrency, or a bounded LIFO/CoDel wait; else shed
 //!   ─► dispatch: decode ─► handler(ctx, request) under its deadline, panics caught ─► encode
 //! ```
 //!
 //! The chain of checks is one `ServiceBuilder` in [`builder`]; each check is a tower layer.
 
+mod acl;
+mod admit;
 mod builder;
 mod call;
 mod conn;
@@ -16,14 +21,19 @@ mod deadline;
 mod dispatch;
 mod http2;
 mod methods;
+mod rate_limit;
+mod refuse;
 mod router;
 mod stats;
 mod streams;
 
+pub use acl::{Acl, AclLayer};
+pub use admit::{Admit, AdmitLayer};
 pub use builder::{BuildError, Builder, RunningServer, Server};
 pub use call::Call;
 pub use deadline::{Deadline, DeadlineLayer};
 pub use http2::Http2Limits;
 pub use methods::{IntoService, ServiceMethods};
+pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use stats::ServerStats;
 pub use streams::{RequestStream, StreamError};

@@ -12,14 +12,17 @@ use tower::util::Oneshot;
 use tower::{Service, ServiceExt};
 
 use crate::context::{Context, Propagation};
+use crate::limits::{LiveLimits, Rate};
 use crate::server::call::Call;
+use crate::server::call::RoutedMethod;
 use crate::server::conn::ConnInfo;
 use crate::server::methods::Method;
 
 /// The routing table and the layers every routed call goes through.
 #[derive(Debug)]
 pub(crate) struct Router<S> {
-    routes: HashMap<&'static str, Arc<Method>>,
+    routes: HashMap<&'static str, Arc<RoutedMethod>>,
+    limits: Arc<LiveLimits>,
     services: Vec<&'static str>,
     propagation: Propagation,
     stack: S,
@@ -34,18 +37,31 @@ impl<S> Router<S>
 where
     S: Service<Call, Response = http::Response<Body>, Error = Infallible> + Clone,
 {
+    /// Routes to `methods`, whose order is the order of `limits`' tables.
     pub(crate) fn new(
         methods: Vec<Method>,
+        limits: Arc<LiveLimits>,
         services: Vec<&'static str>,
         propagation: Propagation,
         stack: S,
     ) -> Self {
         let routes = methods
             .into_iter()
-            .map(|m| (m.contract.path, Arc::new(m)))
+            .enumerate()
+            .map(|(index, method)| {
+                let path = method.contract.path;
+                let routed = RoutedMethod {
+                    method,
+                    index,
+                    buckets: Default::default(),
+                    admission: Default::default(),
+                };
+                (path, Arc::new(routed))
+            })
             .collect();
         Router {
             routes,
+            limits,
             services,
             propagation,
             stack,
@@ -60,7 +76,7 @@ where
         let ctx = match Context::from_request(
             request.headers(),
             arrival,
-            method.contract,
+            method.method.contract,
             conn.identity.clone(),
             &self.propagation,
         ) {
@@ -75,6 +91,9 @@ where
             method: method.clone(),
             ctx,
             request,
+            limits: self.limits.current(),
+            rate: Rate::Unlimited,
+            permit: None,
         };
         Either::Right(self.stack.clone().oneshot(call))
     }

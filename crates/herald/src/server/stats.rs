@@ -12,6 +12,11 @@ pub struct ServerStats {
     pub(crate) deadline_exceeded_in_handler: AtomicU64,
     pub(crate) connections_accepted: AtomicU64,
     pub(crate) handshakes: HandshakeStats,
+    pub(crate) denied: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) shed_queue_full: AtomicU64,
+    pub(crate) shed_queue_timeout: AtomicU64,
+    pub(crate) expired_in_queue: AtomicU64,
 }
 
 // === impl ServerStats ===
@@ -35,6 +40,31 @@ impl ServerStats {
     /// Connections accepted.
     pub fn connections_accepted(&self) -> u64 {
         self.connections_accepted.load(Ordering::Relaxed)
+    }
+
+    /// Calls refused by the ACL.
+    pub fn denied(&self) -> u64 {
+        self.denied.load(Ordering::Relaxed)
+    }
+
+    /// Calls refused for going over the caller's rate.
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// Calls shed because the admission queue was full.
+    pub fn shed_queue_full(&self) -> u64 {
+        self.shed_queue_full.load(Ordering::Relaxed)
+    }
+
+    /// Calls shed after waiting their queue timeout.
+    pub fn shed_queue_timeout(&self) -> u64 {
+        self.shed_queue_timeout.load(Ordering::Relaxed)
+    }
+
+    /// Calls whose deadline passed while they queued.
+    pub fn expired_in_queue(&self) -> u64 {
+        self.expired_in_queue.load(Ordering::Relaxed)
     }
 
     /// TLS handshakes: full, resumed, failed.

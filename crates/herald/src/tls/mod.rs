@@ -12,7 +12,7 @@ pub mod dev_ca;
 mod material;
 mod provider;
 mod server;
-mod spiffe;
+pub(crate) mod spiffe;
 mod stats;
 mod verify;
 

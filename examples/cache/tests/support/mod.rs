@@ -46,6 +46,7 @@ impl Services {
 pub async fn serve(service: impl herald::server::IntoService) -> RunningServer {
     Server::builder()
         .insecure_plaintext()
+        .allow_all_callers()
         .add_service(service)
         .bind("127.0.0.1:0")
         .await
