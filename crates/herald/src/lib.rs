@@ -13,6 +13,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod app_error;
 pub mod client;
 mod code;
@@ -23,6 +24,7 @@ pub mod contract;
 mod error;
 mod identity;
 pub mod limits;
+pub mod observe;
 pub mod server;
 pub mod timeout;
 pub mod tls;

@@ -135,6 +135,45 @@ fn merge(default: &MethodLimits, method: Option<&MethodLimits>) -> MethodLimits 
     }
 }
 
+// === impl MethodPolicy ===
+
+impl MethodPolicy {
+    /// The effective policy, for the admin endpoint.
+    pub(crate) fn describe(&self) -> serde_json::Value {
+        let rate = |r: &Rate| serde_json::Value::String(r.to_string());
+        let acl = match &self.acl {
+            Acl::AllowAll => serde_json::json!("allow all callers (no limits file)"),
+            Acl::Unlisted => serde_json::json!("deny all: the service is not in the limits file"),
+            Acl::Rates {
+                identities,
+                authenticated,
+                unauthenticated,
+            } => {
+                let mut callers: serde_json::Map<String, serde_json::Value> = identities
+                    .iter()
+                    .map(|(who, r)| (who.clone(), rate(r)))
+                    .collect();
+                if let Some(r) = authenticated {
+                    callers.insert(AUTHENTICATED.into(), rate(r));
+                }
+                if let Some(r) = unauthenticated {
+                    callers.insert(UNAUTHENTICATED.into(), rate(r));
+                }
+                serde_json::Value::Object(callers)
+            }
+        };
+        let admission = self.admission.as_ref().map(|a| {
+            serde_json::json!({
+                "max_concurrency": a.max_concurrency,
+                "max_queue": a.max_queue,
+                "queue_timeout_ms": a.queue_timeout.as_millis() as u64,
+                "queue": match a.kind { QueueKind::Lifo => "lifo", QueueKind::Codel => "codel" },
+            })
+        });
+        serde_json::json!({ "rate_acls": acl, "admission": admission })
+    }
+}
+
 // === impl Acl ===
 
 impl Acl {

@@ -78,7 +78,10 @@ where
         let mut inner = self.inner.clone();
         let stats = self.stats.clone();
         Either::Right(Box::pin(async move {
-            match admission.acquire(&policy, call.ctx.deadline()).await {
+            let queued_at = std::time::Instant::now();
+            let outcome = admission.acquire(&policy, call.ctx.deadline()).await;
+            call.method.metrics.queue_wait.observe(queued_at.elapsed());
+            match outcome {
                 Ok(permit) => {
                     call.permit = Some(permit);
                     inner.call(call).await

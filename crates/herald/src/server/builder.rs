@@ -11,20 +11,28 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
 
+use crate::admin::{AdminAddr, AdminConfig, AdminError, AdminState};
 use crate::context::Propagation;
 use crate::limits::{Limits, LimitsStatus, LiveLimits};
+use crate::observe::LogControl;
+use crate::observe::server_collector::ServerCollector;
+use crate::observe::server_metrics::ServerMetrics;
 use crate::server::ServiceMethods;
 use crate::server::acl::AclLayer;
 use crate::server::admit::AdmitLayer;
-use crate::server::conn::{Security, accept_loop, http2_builder};
+use crate::server::conn::{Security, Shared, accept_loop, http2_builder};
+use crate::server::connections::Connections;
 use crate::server::deadline::DeadlineLayer;
 use crate::server::dispatch::{Dispatch, Env};
+use crate::server::health::Health;
 use crate::server::http2::Http2Limits;
 use crate::server::methods::IntoService;
+use crate::server::observe::ObserveLayer;
 use crate::server::rate_limit::RateLimitLayer;
 use crate::server::router::Router;
 use crate::server::stats::ServerStats;
 use crate::tls::ServerTls;
+use prometheus_client::registry::Registry;
 
 /// Entry point: `Server::builder()`.
 #[derive(Debug)]
@@ -53,6 +61,8 @@ pub struct Builder {
     grace: Duration,
     security: Option<Security>,
     access: Option<Access>,
+    admin: Option<AdminConfig>,
+    logging: Option<LogControl>,
 }
 
 /// Who may call: the limits file, or (explicitly) everyone.
@@ -70,6 +80,9 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     limits: Arc<LiveLimits>,
+    registry: Arc<Registry>,
+    admin_addr: Option<AdminAddr>,
+    health: Arc<Health>,
 }
 
 /// Why a server could not start.
@@ -81,6 +94,7 @@ enum BuildErrorKind {
     NoTransport,
     NoAccessPolicy,
     Limits(String),
+    Admin(AdminError),
     DuplicateMethod(&'static str),
     Bind(std::io::Error),
 }
@@ -97,6 +111,8 @@ impl Server {
             grace: Duration::from_secs(30),
             security: None,
             access: None,
+            admin: None,
+            logging: None,
         }
     }
 }
@@ -128,6 +144,18 @@ impl Builder {
     /// real service names its callers in a limits file ([`Builder::limits`]).
     pub fn allow_all_callers(mut self) -> Self {
         self.access = Some(Access::AllowAll);
+        self
+    }
+
+    /// Serves the admin endpoint (metrics, health, config, profiles...) at `admin`.
+    pub fn admin(mut self, admin: AdminConfig) -> Self {
+        self.admin = Some(admin);
+        self
+    }
+
+    /// Lets the admin endpoint read and change the process's log filter.
+    pub fn log_control(mut self, logging: LogControl) -> Self {
+        self.logging = Some(logging);
         self
     }
 
@@ -181,7 +209,8 @@ impl Builder {
             grace,
             security,
             access,
-            ..
+            admin,
+            logging,
         } = self;
         let (security, access) = match (security, access) {
             (Some(security), Some(access)) => (security, access),
@@ -198,6 +227,9 @@ impl Builder {
         let names = services.iter().map(|s| s.contract.name).collect();
         let methods: Vec<_> = services.into_iter().flat_map(|s| s.methods).collect();
         let contracts = methods.iter().map(|m| m.contract).collect();
+        let mut registry = Registry::default();
+        let metrics = ServerMetrics::register(&mut registry);
+        crate::observe::register_build_info(&mut registry);
         let live = match access {
             Access::AllowAll => LiveLimits::allow_all(contracts),
             Access::Limits(config) => {
@@ -207,7 +239,13 @@ impl Builder {
 
         // The request path, top to bottom, after routing and reading the Context
         // (router.rs): nothing here decodes the body; only dispatch does.
+        registry.register_collector(Box::new(ServerCollector {
+            stats: stats.clone(),
+            limits: live.clone(),
+            started: metrics.started,
+        }));
         let stack = ServiceBuilder::new()
+            .layer(ObserveLayer)
             .layer(DeadlineLayer::new(stats.clone()))
             .layer(AclLayer::new(stats.clone()))
             .layer(RateLimitLayer::new(stats.clone()))
@@ -216,22 +254,48 @@ impl Builder {
 
         let router = Arc::new(Router::new(
             methods,
+            &metrics,
             live.clone(),
             names,
             propagation,
             stack,
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let http = http2_builder(&limits);
-        let task = tokio::spawn(accept_loop(
-            listener,
-            security,
+        let connections = Arc::new(Connections::default());
+        let health = Arc::new(Health::default());
+        let registry = Arc::new(registry);
+        let admin_addr = match admin {
+            None => None,
+            Some(config) => {
+                let state = Arc::new(AdminState {
+                    registry: registry.clone(),
+                    limits: live.clone(),
+                    tls: match &security {
+                        Security::Tls(tls) => Some(tls.clone()),
+                        Security::InsecurePlaintext => None,
+                    },
+                    connections: connections.clone(),
+                    methods: router.methods(),
+                    services: router.service_names(),
+                    health: health.clone(),
+                    logging,
+                    started: metrics.started,
+                    started_at: std::time::SystemTime::now(),
+                });
+                Some(
+                    crate::admin::start(config, state, shutdown_rx.clone())
+                        .map_err(BuildErrorKind::Admin)?,
+                )
+            }
+        };
+        let shared = Arc::new(Shared {
             router,
-            http,
-            stats.clone(),
-            shutdown_rx,
-            grace,
-        ));
+            http: http2_builder(&limits),
+            stats: stats.clone(),
+            connections: connections.clone(),
+            security,
+        });
+        let task = tokio::spawn(accept_loop(listener, shared, shutdown_rx, grace));
         tracing::info!(%local_addr, "herald server listening");
         Ok(RunningServer {
             local_addr,
@@ -239,6 +303,9 @@ impl Builder {
             shutdown,
             task,
             limits: live,
+            registry,
+            admin_addr,
+            health,
         })
     }
 
@@ -270,6 +337,25 @@ impl RunningServer {
     /// The server's counters.
     pub fn stats(&self) -> &Arc<ServerStats> {
         &self.stats
+    }
+
+    /// Where the admin endpoint listens, if it was asked for.
+    pub fn admin_addr(&self) -> Option<&AdminAddr> {
+        self.admin_addr.as_ref()
+    }
+
+    /// Starts draining: readiness and the gRPC health service turn NOT_SERVING while calls
+    /// go on being served; [`RunningServer::shutdown`] then sends GOAWAY.
+    pub fn start_draining(&self) {
+        self.health.start_draining();
+    }
+
+    /// The server's metrics in Prometheus' text exposition format (what `/metrics` serves).
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
     }
 
     /// The state of the limits: reloads applied and refused, the last error.
@@ -310,6 +396,7 @@ impl fmt::Display for BuildError {
                 "no access policy: give a limits file (limits(...)), or call allow_all_callers() for tests",
             ),
             BuildErrorKind::Limits(error) => write!(f, "the limits do not fit this server: {error}"),
+            BuildErrorKind::Admin(error) => write!(f, "{error}"),
             BuildErrorKind::DuplicateMethod(path) => write!(f, "two services serve {path}"),
             BuildErrorKind::Bind(error) => write!(f, "cannot listen: {error}"),
         }

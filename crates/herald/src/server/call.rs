@@ -7,6 +7,7 @@ use crate::limits::Rate;
 use crate::limits::admission::{Admission, Permit};
 use crate::limits::buckets::RateBuckets;
 use crate::limits::policy::{Compiled, MethodPolicy};
+use crate::observe::server_metrics::MethodMetrics;
 use crate::server::methods::Method;
 
 /// A method as the server runs it: its handler, and the state its limits keep.
@@ -17,6 +18,7 @@ pub(crate) struct RoutedMethod {
     pub(crate) index: usize,
     pub(crate) buckets: RateBuckets,
     pub(crate) admission: Arc<Admission>,
+    pub(crate) metrics: MethodMetrics,
 }
 
 /// A request whose method is known and whose [`Context`] is read, body not yet decoded.

@@ -1,8 +1,12 @@
 //! Accepting connections and serving HTTP/2 on each, with graceful drain.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -15,6 +19,7 @@ use tower::Service;
 
 use crate::identity::Identity;
 use crate::server::call::Call;
+use crate::server::connections::{ConnEntry, Connections, CountingIo};
 use crate::server::router::{RouteFuture, Router};
 use crate::server::stats::ServerStats;
 use crate::tls::ServerTls;
@@ -22,27 +27,8 @@ use crate::tls::ServerTls;
 /// What the server knows of a connection's peer.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
-    pub(crate) peer: SocketAddr,
     pub(crate) identity: Option<Identity>,
-}
-
-/// The per-connection hyper service: routes each request with the connection's info.
-struct ConnService<S> {
-    router: Arc<Router<S>>,
-    conn: Arc<ConnInfo>,
-}
-
-impl<S> hyper::service::Service<http::Request<Incoming>> for ConnService<S>
-where
-    S: Service<Call, Response = http::Response<Body>, Error = Infallible> + Clone,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = RouteFuture<S>;
-
-    fn call(&self, request: http::Request<Incoming>) -> Self::Future {
-        self.router.route(request.map(Body::new), &self.conn)
-    }
+    pub(crate) entry: Arc<ConnEntry>,
 }
 
 /// How a connection is secured.
@@ -55,14 +41,68 @@ pub(crate) enum Security {
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the accept loop shares with every connection.
+pub(crate) struct Shared<S> {
+    pub(crate) router: Arc<Router<S>>,
+    pub(crate) http: hyper::server::conn::http2::Builder<TokioExecutor>,
+    pub(crate) stats: Arc<ServerStats>,
+    pub(crate) connections: Arc<Connections>,
+    pub(crate) security: Security,
+}
+
+/// The per-connection hyper service: routes each request with the connection's info.
+struct ConnService<S> {
+    router: Arc<Router<S>>,
+    conn: Arc<ConnInfo>,
+}
+
+pin_project_lite::pin_project! {
+    /// A request's response future, counted as active on its connection until it resolves.
+    struct Tracked<F> {
+        #[pin]
+        inner: F,
+        entry: Arc<ConnEntry>,
+    }
+
+    impl<F> PinnedDrop for Tracked<F> {
+        fn drop(this: Pin<&mut Self>) {
+            this.entry.active.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<S> hyper::service::Service<http::Request<Incoming>> for ConnService<S>
+where
+    S: Service<Call, Response = http::Response<Body>, Error = Infallible> + Clone,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Tracked<RouteFuture<S>>;
+
+    fn call(&self, request: http::Request<Incoming>) -> Self::Future {
+        let entry = &self.conn.entry;
+        entry.requests.fetch_add(1, Relaxed);
+        entry.active.fetch_add(1, Relaxed);
+        Tracked {
+            inner: self.router.route(request.map(Body::new), &self.conn),
+            entry: entry.clone(),
+        }
+    }
+}
+
 /// Accepts connections until `shutdown` flips, then drains: each connection gets a GOAWAY,
 /// in-flight calls finish within `grace`, stragglers are cut.
 pub(crate) async fn accept_loop<S>(
     listener: TcpListener,
-    security: Security,
-    router: Arc<Router<S>>,
-    http: hyper::server::conn::http2::Builder<TokioExecutor>,
-    stats: Arc<ServerStats>,
+    shared: Arc<Shared<S>>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) where
@@ -73,7 +113,6 @@ pub(crate) async fn accept_loop<S>(
         + 'static,
     S::Future: Send,
 {
-    let http = Arc::new(http);
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -89,17 +128,16 @@ pub(crate) async fn accept_loop<S>(
             },
             _ = shutdown.changed() => break,
         };
-        ServerStats::count(&stats.connections_accepted);
+        ServerStats::count(&shared.stats.connections_accepted);
         let _ = stream.set_nodelay(true);
-        let connection = Connection {
-            router: router.clone(),
-            http: http.clone(),
-            stats: stats.clone(),
-            shutdown: shutdown.clone(),
-        };
         // The handshake runs in the connection's own task: a slow client never holds up
         // the accept loop.
-        connections.spawn(connection.run(stream, peer, security.clone()));
+        connections.spawn(run_connection(
+            shared.clone(),
+            stream,
+            peer,
+            shutdown.clone(),
+        ));
     }
     drop(listener);
     if tokio::time::timeout(grace, async {
@@ -116,16 +154,12 @@ pub(crate) async fn accept_loop<S>(
     }
 }
 
-/// What one connection's task needs.
-struct Connection<S> {
-    router: Arc<Router<S>>,
-    http: Arc<hyper::server::conn::http2::Builder<TokioExecutor>>,
-    stats: Arc<ServerStats>,
+async fn run_connection<S>(
+    shared: Arc<Shared<S>>,
+    stream: TcpStream,
+    peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
-}
-
-impl<S> Connection<S>
-where
+) where
     S: Service<Call, Response = http::Response<Body>, Error = Infallible>
         + Clone
         + Send
@@ -133,75 +167,87 @@ where
         + 'static,
     S::Future: Send,
 {
-    async fn run(self, stream: TcpStream, peer: SocketAddr, security: Security) {
-        match security {
-            Security::InsecurePlaintext => {
-                self.serve(
-                    TokioIo::new(stream),
-                    ConnInfo {
-                        peer,
-                        identity: None,
-                    },
-                )
-                .await;
+    let registration = shared.connections.register(peer);
+    let entry = registration.entry.clone();
+    let stream = CountingIo::new(stream, entry.clone());
+    match &shared.security {
+        Security::InsecurePlaintext => {
+            serve(
+                &shared,
+                TokioIo::new(stream),
+                ConnInfo {
+                    identity: None,
+                    entry,
+                },
+                shutdown,
+            )
+            .await;
+        }
+        Security::Tls(tls) => {
+            let accept = tls.acceptor().accept(stream).into_fallible();
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err((error, tcp))) => {
+                    shared.stats.handshakes.record_failure();
+                    let reason = crate::tls::describe(&error);
+                    tracing::info!(%peer, %reason, "TLS handshake refused");
+                    linger(tcp).await;
+                    return;
+                }
+                Err(_) => {
+                    shared.stats.handshakes.record_failure();
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let (_, session) = stream.get_ref();
+            shared.stats.handshakes.record(session.handshake_kind());
+            // The verifier already refused any certificate without a valid identity.
+            let identity = session
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| tls.trust_domain().identity_in_cert(leaf).ok());
+            if let Some(identity) = &identity {
+                let _ = entry.identity.set(identity.clone());
             }
-            Security::Tls(tls) => {
-                let accept = tls.acceptor().accept(stream).into_fallible();
-                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err((error, tcp))) => {
-                        self.stats.handshakes.record_failure();
-                        let reason = crate::tls::describe(&error);
-                        tracing::info!(%peer, %reason, "TLS handshake refused");
-                        linger(tcp).await;
-                        return;
-                    }
-                    Err(_) => {
-                        self.stats.handshakes.record_failure();
-                        tracing::info!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                let (_, session) = stream.get_ref();
-                self.stats.handshakes.record(session.handshake_kind());
-                // The verifier already refused any certificate without a valid identity.
-                let identity = session
-                    .peer_certificates()
-                    .and_then(|chain| chain.first())
-                    .and_then(|leaf| tls.trust_domain().identity_in_cert(leaf).ok());
-                self.serve(TokioIo::new(stream), ConnInfo { peer, identity })
-                    .await;
-            }
+            serve(
+                &shared,
+                TokioIo::new(stream),
+                ConnInfo { identity, entry },
+                shutdown,
+            )
+            .await;
         }
     }
+    drop(registration);
+}
 
-    async fn serve<I>(self, io: I, conn: ConnInfo)
-    where
-        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let Connection {
-            router,
-            http,
-            mut shutdown,
-            ..
-        } = self;
-        let peer = conn.peer;
-        let service = ConnService {
-            router,
-            conn: Arc::new(conn),
-        };
-        let connection = http.serve_connection(io, service);
-        tokio::pin!(connection);
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
-                }
+async fn serve<S, I>(shared: &Shared<S>, io: I, conn: ConnInfo, mut shutdown: watch::Receiver<bool>)
+where
+    S: Service<Call, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let peer = conn.entry.peer;
+    let service = ConnService {
+        router: shared.router.clone(),
+        conn: Arc::new(conn),
+    };
+    let connection = shared.http.serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "connection ended with an error");
             }
-            _ = shutdown.changed() => {
-                connection.as_mut().graceful_shutdown();
-                let _ = connection.await;
-            }
+        }
+        _ = shutdown.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
         }
     }
 }
@@ -209,7 +255,7 @@ where
 /// Closes a refused connection so that the peer reads our alert: dropping a socket with
 /// unread input makes the kernel send a reset, which destroys the alert in flight. Bounded:
 /// a peer that keeps sending is cut after a second.
-async fn linger(mut tcp: TcpStream) {
+async fn linger<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut tcp: T) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = tcp.shutdown().await;
     let mut sink = [0u8; 4096];

@@ -126,6 +126,10 @@ mod tests {
             index: 0,
             buckets: Default::default(),
             admission: Default::default(),
+            metrics: crate::observe::server_metrics::ServerMetrics::register(
+                &mut Default::default(),
+            )
+            .method(&METHOD),
         });
         Call {
             method,

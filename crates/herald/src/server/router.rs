@@ -13,6 +13,7 @@ use tower::{Service, ServiceExt};
 
 use crate::context::{Context, Propagation};
 use crate::limits::{LiveLimits, Rate};
+use crate::observe::server_metrics::ServerMetrics;
 use crate::server::call::Call;
 use crate::server::call::RoutedMethod;
 use crate::server::conn::ConnInfo;
@@ -40,6 +41,7 @@ where
     /// Routes to `methods`, whose order is the order of `limits`' tables.
     pub(crate) fn new(
         methods: Vec<Method>,
+        metrics: &ServerMetrics,
         limits: Arc<LiveLimits>,
         services: Vec<&'static str>,
         propagation: Propagation,
@@ -51,6 +53,7 @@ where
             .map(|(index, method)| {
                 let path = method.contract.path;
                 let routed = RoutedMethod {
+                    metrics: metrics.method(method.contract),
                     method,
                     index,
                     buckets: Default::default(),
@@ -96,6 +99,18 @@ where
             permit: None,
         };
         Either::Right(self.stack.clone().oneshot(call))
+    }
+
+    /// The services served, by full name.
+    pub(crate) fn service_names(&self) -> Vec<&'static str> {
+        self.services.clone()
+    }
+
+    /// Every routed method, for the admin endpoints.
+    pub(crate) fn methods(&self) -> Vec<Arc<RoutedMethod>> {
+        let mut methods: Vec<_> = self.routes.values().cloned().collect();
+        methods.sort_by_key(|m| m.index);
+        methods
     }
 
     fn unimplemented(&self, path: &str) -> tonic::Status {

@@ -36,6 +36,8 @@ pub struct TlsFiles {
 /// One consistent set: a key that matches its certificate, and the CA roots.
 pub(crate) struct Loaded {
     pub(crate) certified: Arc<CertifiedKey>,
+    /// The CA certificates, as loaded (for `/certs`).
+    pub(crate) ca: Vec<CertificateDer<'static>>,
     pub(crate) roots: Arc<RootCertStore>,
     pub(crate) client_verifier: Arc<dyn ClientCertVerifier>,
     pub(crate) identity: Identity,
@@ -193,11 +195,13 @@ fn load(
         .map_err(|e| TlsError::new(format!("the key does not go with the certificate: {e}")))?;
 
     let mut roots = RootCertStore::empty();
+    let mut ca_certs = Vec::new();
     for ca_cert in CertificateDer::pem_slice_iter(ca) {
         let ca_cert = ca_cert.map_err(|e| TlsError::new(format!("CA bundle PEM: {e}")))?;
         roots
-            .add(ca_cert)
+            .add(ca_cert.clone())
             .map_err(|e| TlsError::new(format!("CA bundle: {e}")))?;
+        ca_certs.push(ca_cert);
     }
     if roots.is_empty() {
         return Err(TlsError::new("the CA bundle holds no certificate"));
@@ -208,6 +212,7 @@ fn load(
         .map_err(|e| TlsError::new(format!("CA bundle: {e}")))?;
     Ok(Loaded {
         certified: Arc::new(certified),
+        ca: ca_certs,
         roots,
         client_verifier,
         identity,

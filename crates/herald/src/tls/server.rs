@@ -98,6 +98,17 @@ impl ServerTls {
         self.material.last_error()
     }
 
+    /// The certificates in use — this server's chain, then the CA bundle — as the admin
+    /// endpoint shows them.
+    pub fn describe_certificates(&self) -> Vec<serde_json::Value> {
+        let current = self.material.current();
+        let ours = current.certified.cert.iter().map(|c| ("served", c));
+        let cas = current.ca.iter().map(|c| ("trusted CA", c));
+        ours.chain(cas)
+            .map(|(role, der)| describe(role, der))
+            .collect()
+    }
+
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.clone())
     }
@@ -115,4 +126,33 @@ impl ResolvesServerCert for CurrentCert {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.0.current().certified.clone())
     }
+}
+
+fn describe(role: &str, der: &[u8]) -> serde_json::Value {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return serde_json::json!({ "role": role, "error": "unparsable certificate" });
+    };
+    let sans: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .map(|n| n.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "role": role,
+        "subject": cert.subject().to_string(),
+        "issuer": cert.issuer().to_string(),
+        "sans": sans,
+        "serial": cert.raw_serial_as_string(),
+        "not_before": cert.validity().not_before.to_rfc2822().unwrap_or_default(),
+        "not_after": cert.validity().not_after.to_rfc2822().unwrap_or_default(),
+        "expires_in_seconds": cert.validity().time_to_expiration().map(|d| d.whole_seconds()),
+    })
 }

@@ -1,0 +1,97 @@
+//! A latency histogram that records with two atomic adds: prometheus-client's own takes a
+//! mutex per observation, which would sit on every request's path.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::{MetricType, TypedMetric};
+
+/// Upper bounds in seconds: 250 µs to 10 s, roughly ×2.5 apart.
+pub(crate) const LATENCY_BUCKETS: [f64; 14] = [
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// A histogram of durations with fixed buckets; clones share the counts.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LatencyHistogram {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Per bucket (non-cumulative), plus one for +Inf.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+// === impl LatencyHistogram ===
+
+impl LatencyHistogram {
+    pub(crate) fn observe(&self, duration: Duration) {
+        let seconds = duration.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.inner.buckets[bucket].fetch_add(1, Relaxed);
+        self.inner.count.fetch_add(1, Relaxed);
+        self.inner.sum_nanos.fetch_add(
+            u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.inner.buckets.iter().map(|b| b.load(Relaxed)))
+            .collect();
+        let sum = self.inner.sum_nanos.load(Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, self.inner.count.load(Relaxed), &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    #[test]
+    fn encodes_cumulative_buckets_sum_and_count() {
+        let histogram = LatencyHistogram::default();
+        for ms in [0.1, 0.8, 0.9, 30.0, 20_000.0] {
+            histogram.observe(Duration::from_secs_f64(ms / 1000.0));
+        }
+        let mut registry = Registry::default();
+        registry.register("t", "test", histogram);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        for line in [
+            "t_bucket{le=\"0.00025\"} 1",
+            "t_bucket{le=\"0.001\"} 3",
+            "t_bucket{le=\"0.025\"} 3",
+            "t_bucket{le=\"0.05\"} 4",
+            "t_bucket{le=\"10.0\"} 4",
+            "t_bucket{le=\"+Inf\"} 5",
+            "t_count 5",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.contains("t_sum 20.0318"), "{text}");
+    }
+}

@@ -1,0 +1,25 @@
+//! Observability with no code from the service's author: metrics in Prometheus' text format,
+//! a structured access log, and the service dependency graph.
+
+pub(crate) mod deps;
+pub(crate) mod histogram;
+pub mod logging;
+pub(crate) mod server_collector;
+pub(crate) mod server_metrics;
+
+pub use logging::{LogControl, LogError, LogFormat};
+
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+/// Registers `herald_build_info`: what code is running.
+pub(crate) fn register_build_info(registry: &mut Registry) {
+    let info = Info::new(vec![
+        ("version", env!("CARGO_PKG_VERSION")),
+        (
+            "git_hash",
+            option_env!("HERALD_GIT_HASH").unwrap_or("unknown"),
+        ),
+    ]);
+    registry.register("herald_build", "The herald version serving", info);
+}

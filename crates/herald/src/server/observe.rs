@@ -1,0 +1,204 @@
+//! Records every answered request: per-caller, per-code counts, latency, in-flight, and one
+//! structured access log line (target `herald::access`). A stream is recorded when its
+//! trailers go out (or when the caller goes away), not when its head does.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, ready};
+use std::time::Instant;
+
+use http_body::Frame;
+use tonic::body::Body;
+use tower::{Layer, Service};
+
+use crate::Code;
+use crate::context::Context;
+use crate::contract::RpcKind;
+use crate::server::call::{Call, RoutedMethod};
+
+/// Applies [`Observe`].
+#[derive(Clone, Debug, Default)]
+pub struct ObserveLayer;
+
+/// Measures and logs each call.
+#[derive(Clone, Debug)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+/// What to record once the call's code is known.
+struct Record {
+    method: Arc<RoutedMethod>,
+    ctx: Context,
+    start: Instant,
+}
+
+pin_project_lite::pin_project! {
+    /// The response future, recording at the head (unary, refusals) or handing the record to
+    /// the body (streams).
+    pub struct ObserveFuture<F> {
+        #[pin]
+        inner: F,
+        record: Option<Record>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A streaming response body that records when its trailers pass, or when dropped.
+    struct ObservedBody {
+        #[pin]
+        body: Body,
+        record: Option<Record>,
+    }
+
+    impl PinnedDrop for ObservedBody {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before its trailers: the caller went away.
+            if let Some(record) = this.project().record.take() {
+                record.finish(Code::Cancelled);
+            }
+        }
+    }
+}
+
+// === impl ObserveLayer ===
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe { inner }
+    }
+}
+
+// === impl Observe ===
+
+impl<S> Service<Call> for Observe<S>
+where
+    S: Service<Call, Response = http::Response<Body>, Error = Infallible>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let record = Record {
+            method: call.method.clone(),
+            ctx: call.ctx.clone(),
+            start: Instant::now(),
+        };
+        record.method.metrics.in_flight.inc();
+        ObserveFuture {
+            inner: self.inner.call(call),
+            record: Some(record),
+        }
+    }
+}
+
+impl<F> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<http::Response<Body>, Infallible>>,
+{
+    type Output = Result<http::Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = ready!(this.inner.poll(cx));
+        let Some(record) = this.record.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        // A trailers-only response (a refusal, a handler's error) carries its code here.
+        if let Some(code) = status_of(response.headers()) {
+            record.finish(code);
+            return Poll::Ready(Ok(response));
+        }
+        let streams = matches!(
+            record.method.method.contract.kind,
+            RpcKind::ServerStreaming | RpcKind::BidiStreaming
+        );
+        if streams {
+            return Poll::Ready(Ok(response.map(|body| {
+                Body::new(ObservedBody {
+                    body,
+                    record: Some(record),
+                })
+            })));
+        }
+        // A unary answer's head means the handler succeeded: its one message follows.
+        record.finish(Code::Ok);
+        Poll::Ready(Ok(response))
+    }
+}
+
+// === impl Record ===
+
+impl Record {
+    fn finish(self, code: Code) {
+        let took = self.start.elapsed();
+        let method = &self.method;
+        method.metrics.in_flight.dec();
+        method.metrics.record(self.ctx.caller(), code, took);
+        tracing::info!(
+            target: "herald::access",
+            method = method.method.contract.full_name(),
+            caller = self.ctx.caller().map_or("unauthenticated", |c| c.as_str()),
+            code = code.name(),
+            latency_ms = took.as_secs_f64() * 1000.0,
+            request_id = self.ctx.request_id(),
+        );
+    }
+}
+
+// === impl ObservedBody ===
+
+impl http_body::Body for ObservedBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.body.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(code) = frame.trailers_ref().and_then(status_of)
+                    && let Some(record) = this.record.take()
+                {
+                    record.finish(code);
+                }
+            }
+            Some(Err(status)) => {
+                if let Some(record) = this.record.take() {
+                    record.finish(Code::from_tonic(status.code()));
+                }
+            }
+            None => {
+                if let Some(record) = this.record.take() {
+                    record.finish(Code::Ok);
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+fn status_of(headers: &http::HeaderMap) -> Option<Code> {
+    let value = headers.get("grpc-status")?.to_str().ok()?;
+    value.parse::<i32>().ok().map(Code::from_i32)
+}
