@@ -20,9 +20,21 @@ pub(crate) enum Command {
     /// Make a development CA and service certificates (SPIFFE identities).
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Draw the service dependency graph from running services' admin endpoints.
+    Graph(GraphArgs),
     /// Work with limits files (ACLs, rate limits, admission).
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GraphArgs {
+    /// Admin endpoints to read, e.g. http://127.0.0.1:9901 or unix:/run/cache-admin.sock.
+    #[arg(required = true)]
+    pub(crate) admins: Vec<String>,
+    /// Where to write the graph: OUT.dot and OUT.svg.
+    #[arg(long, default_value = "herald-graph")]
+    pub(crate) out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@ mod certs;
 mod cli;
 mod config;
 mod demo;
+mod graph;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Demo(args) => demo::run(args).await,
         cli::Command::Certs(command) => certs::run(command),
         cli::Command::Config(command) => config::run(command),
+        cli::Command::Graph(args) => graph::run(args).await,
     }
 }
 

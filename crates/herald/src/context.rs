@@ -48,6 +48,8 @@ struct Inner {
     caller: Option<Identity>,
     propagated: Vec<(HeaderName, HeaderValue)>,
     method: Option<&'static MethodContract>,
+    /// The request's span, when tracing is on: the parent of every child call.
+    trace: Option<opentelemetry::Context>,
 }
 
 // === impl Context ===
@@ -63,6 +65,7 @@ impl Context {
                 caller: None,
                 propagated: Vec::new(),
                 method: None,
+                trace: None,
             }),
         }
     }
@@ -96,6 +99,12 @@ impl Context {
             .iter()
             .filter_map(|name| headers.get(name).map(|v| (name.clone(), v.clone())))
             .collect();
+        let trace = crate::observe::trace::server_span(
+            headers,
+            method,
+            caller.as_ref(),
+            request_id.to_str().unwrap_or(""),
+        );
         Ok(Context {
             inner: Arc::new(Inner {
                 deadline: earliest(sent, own),
@@ -103,6 +112,7 @@ impl Context {
                 caller,
                 propagated,
                 method: Some(method),
+                trace,
             }),
         })
     }
@@ -209,6 +219,14 @@ impl Context {
         for (name, value) in &self.inner.propagated {
             headers.insert(name.clone(), value.clone());
         }
+        if let Some(trace) = &self.inner.trace {
+            crate::observe::trace::inject(trace, headers);
+        }
+    }
+
+    /// The request's trace context, when tracing is on.
+    pub(crate) fn trace(&self) -> Option<&opentelemetry::Context> {
+        self.inner.trace.as_ref()
     }
 }
 

@@ -6,8 +6,10 @@ pub(crate) mod histogram;
 pub mod logging;
 pub(crate) mod server_collector;
 pub(crate) mod server_metrics;
+pub mod trace;
 
 pub use logging::{LogControl, LogError, LogFormat};
+pub use trace::{Tracing, TracingConfig, TracingError};
 
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;

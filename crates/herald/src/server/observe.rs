@@ -144,6 +144,9 @@ impl Record {
         let method = &self.method;
         method.metrics.in_flight.dec();
         method.metrics.record(self.ctx.caller(), code, took);
+        if let Some(trace) = self.ctx.trace() {
+            crate::observe::trace::end(trace, code);
+        }
         tracing::info!(
             target: "herald::access",
             method = method.method.contract.full_name(),

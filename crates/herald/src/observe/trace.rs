@@ -1,0 +1,161 @@
+//! Distributed tracing: an OpenTelemetry span per call, W3C `traceparent` on the wire, OTLP
+//! export. The server's span is the parent of every call its handler makes with the
+//! request's [`Context`](crate::Context), so a Cache → Accounts call is one trace.
+//!
+//! Off until [`Tracing::install`]: then, and only then, spans are made — a server without
+//! tracing pays one atomic load per request for it.
+
+use std::sync::OnceLock;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::KeyValue;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+
+use crate::contract::MethodContract;
+use crate::{Code, Identity};
+
+/// Where spans go, and how many.
+#[derive(Clone, Debug)]
+pub struct TracingConfig {
+    /// The OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`.
+    pub endpoint: String,
+    /// Share of new traces recorded, 0 to 1; a caller's sampling decision is always followed.
+    pub sampling_ratio: f64,
+    /// This process's `service.name`.
+    pub service_name: String,
+}
+
+/// Tracing, installed for the process.
+#[derive(Debug)]
+pub struct Tracing {
+    provider: SdkTracerProvider,
+}
+
+/// Tracing could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("tracing: {0}")]
+pub struct TracingError(String);
+
+static TRACER: OnceLock<SdkTracer> = OnceLock::new();
+
+// === impl Tracing ===
+
+impl Tracing {
+    /// Exports spans over OTLP/gRPC from now on. Call it once, inside a tokio runtime, before
+    /// starting servers.
+    ///
+    /// # Errors
+    /// An invalid endpoint or ratio, or tracing already installed.
+    pub fn install(config: TracingConfig) -> Result<Tracing, TracingError> {
+        if !(0.0..=1.0).contains(&config.sampling_ratio) {
+            return Err(TracingError(format!(
+                "sampling ratio {} is not within 0 to 1",
+                config.sampling_ratio
+            )));
+        }
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(&config.endpoint)
+            .build()
+            .map_err(|e| TracingError(format!("OTLP exporter to {}: {e}", config.endpoint)))?;
+        // Exports run on the tokio runtime (tonic needs one), not on a thread of their own.
+        let processor =
+            BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                config.sampling_ratio,
+            ))))
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(config.service_name)
+                    .build(),
+            )
+            .build();
+        TRACER
+            .set(provider.tracer("herald"))
+            .map_err(|_| TracingError("tracing is already installed in this process".into()))?;
+        Ok(Tracing { provider })
+    }
+
+    /// Sends every finished span now (from a blocking thread: the export itself runs on the
+    /// runtime, so this must not hold a runtime thread while it waits).
+    ///
+    /// # Errors
+    /// The exporter failed.
+    pub async fn flush(&self) -> Result<(), TracingError> {
+        let provider = self.provider.clone();
+        tokio::task::spawn_blocking(move || provider.force_flush())
+            .await
+            .map_err(|e| TracingError(e.to_string()))?
+            .map_err(|e| TracingError(e.to_string()))
+    }
+}
+
+/// Starts the span of a request being served, child of the caller's `traceparent`.
+pub(crate) fn server_span(
+    headers: &HeaderMap,
+    method: &MethodContract,
+    caller: Option<&Identity>,
+    request_id: &str,
+) -> Option<opentelemetry::Context> {
+    let tracer = TRACER.get()?;
+    let parent = TraceContextPropagator::new().extract(&Headers(headers));
+    let span = tracer
+        .span_builder(method.full_name())
+        .with_kind(SpanKind::Server)
+        .with_attributes([
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", method.service),
+            KeyValue::new("rpc.method", method.method),
+            KeyValue::new(
+                "herald.caller",
+                caller.map_or_else(|| "unauthenticated".to_owned(), ToString::to_string),
+            ),
+            KeyValue::new("herald.request_id", request_id.to_owned()),
+        ])
+        .start_with_context(tracer, &parent);
+    Some(parent.with_span(span))
+}
+
+/// Ends a request's span with its status code.
+pub(crate) fn end(cx: &opentelemetry::Context, code: Code) {
+    let span = cx.span();
+    span.set_attribute(KeyValue::new("rpc.grpc.status_code", code as i64));
+    if code != Code::Ok {
+        span.set_status(Status::error(code.name()));
+    }
+    span.end();
+}
+
+/// Writes `traceparent` (and `tracestate`) for a child call.
+pub(crate) fn inject(cx: &opentelemetry::Context, headers: &mut HeaderMap) {
+    TraceContextPropagator::new().inject_context(cx, &mut HeadersMut(headers));
+}
+
+struct Headers<'a>(&'a HeaderMap);
+struct HeadersMut<'a>(&'a mut HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+impl Injector for HeadersMut<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(key), HeaderValue::try_from(value)) {
+            self.0.insert(name, value);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! A two-hop call (client → Cache → Accounts) is one trace: a real OTLP receiver (grpcio +
+//! opentelemetry-proto, in Python) gets the parent and the child span with one trace id.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use herald::Context;
+use herald::observe::{Tracing, TracingConfig};
+use herald_example_cache::cache::StoreRequest;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_hop_call_is_one_trace_at_a_real_otlp_receiver() {
+    // The Python peers' virtualenv (idempotent; the test command runs it too).
+    let setup = std::process::Command::new(repo().join("interop/python/setup-venv"))
+        .output()
+        .expect("setup-venv");
+    assert!(
+        setup.status.success(),
+        "setup-venv: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let python = std::env::var_os("HERALD_INTEROP_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv-interop"))
+        .join("bin/python");
+    let mut collector = tokio::process::Command::new(python)
+        .arg(repo().join("interop/python/otlp_collector.py"))
+        .args(["--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the OTLP receiver");
+    let mut lines = BufReader::new(collector.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("receiver starts");
+    let port = first
+        .expect("read")
+        .and_then(|l| l.strip_prefix("LISTENING ").map(str::to_owned))
+        .expect("LISTENING <port>");
+
+    let tracing = Tracing::install(TracingConfig {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        sampling_ratio: 1.0,
+        service_name: "herald-test".into(),
+    })
+    .expect("install tracing");
+
+    let services = support::Services::start().await;
+    let ctx = Context::background();
+    services
+        .cache_client()
+        .store(
+            &ctx,
+            StoreRequest {
+                account_token: "tok-bob".into(),
+                key: "k".into(),
+                value: b"v".to_vec(),
+            },
+        )
+        .await
+        .expect("store");
+    tracing.flush().await.expect("flush spans");
+
+    let mut spans = Vec::new();
+    while spans.len() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("spans arrive within 10 s")
+            .expect("read")
+            .expect("a line");
+        spans.push(serde_json::from_str::<serde_json::Value>(&line).expect("JSON span"));
+    }
+    let by_name = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} span in {spans:?}"))
+            .clone()
+    };
+    let cache = by_name("cache.Cache/Store");
+    let accounts = by_name("accounts.Accounts/GetByToken");
+    assert_eq!(cache["trace_id"], accounts["trace_id"], "one trace");
+    assert_eq!(
+        accounts["parent_span_id"], cache["span_id"],
+        "Accounts' span is the child of Cache's"
+    );
+    assert_eq!(cache["parent_span_id"], "", "Cache's span is the root");
+    assert_eq!(cache["kind"], 2, "SPAN_KIND_SERVER");
+    assert_eq!(cache["service"], "herald-test");
+    for span in [&cache, &accounts] {
+        assert_eq!(
+            span["attributes"]["herald.request_id"],
+            ctx.request_id(),
+            "the request id on every span"
+        );
+        assert_eq!(span["attributes"]["rpc.system"], "grpc");
+        assert_eq!(span["attributes"]["rpc.grpc.status_code"], 0);
+    }
+    assert_eq!(cache["attributes"]["herald.caller"], "unauthenticated");
+    services.shutdown().await;
+    collector.kill().await.expect("stop the receiver");
+}
