@@ -32,6 +32,9 @@ use protox::file::{ChainFileResolver, GoogleFileResolver, IncludeFileResolver};
 
 pub use error::Error;
 
+/// The file, beside the generated code, holding the encoded `FileDescriptorSet`.
+const DESCRIPTORS_FILE: &str = "herald_descriptor_set.bin";
+
 /// Compiles `protos` (found under `includes`) into `OUT_DIR`, with the default settings.
 ///
 /// # Errors
@@ -134,11 +137,28 @@ impl Builder {
                 self.herald_path
             )))
         })?;
+        // The encoded descriptors, for server reflection: generated code embeds them.
+        let out_dir = match &self.out_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    Error::generate(std::io::Error::other(
+                        "OUT_DIR is not set: call from build.rs or set out_dir",
+                    ))
+                })?,
+        };
+        std::fs::create_dir_all(&out_dir).map_err(Error::generate)?;
+        let descriptors =
+            std::path::absolute(out_dir.join(DESCRIPTORS_FILE)).map_err(Error::generate)?;
+        std::fs::write(&descriptors, fds.encode_to_vec()).map_err(Error::generate)?;
         let mut config = prost_build::Config::new();
-        if let Some(dir) = &self.out_dir {
-            config.out_dir(dir);
-        }
-        config.service_generator(Box::new(generate::Generator { model, herald }));
+        config.out_dir(&out_dir);
+        config.service_generator(Box::new(generate::Generator {
+            model,
+            herald,
+            descriptors,
+        }));
         config.compile_fds(fds).map_err(Error::generate)
     }
 }

@@ -88,15 +88,17 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         std::fs::write(&path, described)
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!(
-            "\nServing until Ctrl-C; addresses and client certificate paths are in {}.",
+            "\nServing until Ctrl-C or SIGTERM; addresses and client certificate paths are in {}.",
             path.display()
         );
-        tokio::signal::ctrl_c()
+        herald::server::termination_signal()
             .await
-            .context("waiting for Ctrl-C")?;
+            .context("waiting for a termination signal")?;
+        println!("\nStopping: health NOT_SERVING, GOAWAY, calls in flight finish (grace 30 s).");
     }
-    cache.shutdown().await;
-    accounts.shutdown().await;
+    // Cache first: the calls it is finishing may still need Accounts.
+    cache.drain(Duration::from_millis(100)).await;
+    accounts.drain(Duration::ZERO).await;
     println!("\nDone: both servers drained and stopped.");
     Ok(())
 }

@@ -31,6 +31,8 @@ pub struct ServiceContract {
     pub methods: &'static [&'static MethodContract],
     /// Full protobuf name of the service's application error enum, if it has one.
     pub app_error: Option<&'static str>,
+    /// The encoded `FileDescriptorSet` holding the service (for server reflection).
+    pub descriptor_set: &'static [u8],
 }
 
 /// A method's contract: where it lives, how long it may take, how clients must call it.

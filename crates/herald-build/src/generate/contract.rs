@@ -56,6 +56,7 @@ pub(crate) fn generate(service: &ServiceGen<'_>) -> TokenStream {
                 name: #service_name,
                 methods: &[#(&#idents),*],
                 app_error: #app_error,
+                descriptor_set: super::FILE_DESCRIPTOR_SET,
             };
         }
     }

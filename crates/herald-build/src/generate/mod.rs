@@ -23,6 +23,8 @@ use crate::model::{Method, Model, Service};
 pub(crate) struct Generator {
     pub(crate) model: Model,
     pub(crate) herald: syn::Path,
+    /// Absolute path of the encoded descriptor set, embedded for server reflection.
+    pub(crate) descriptors: std::path::PathBuf,
 }
 
 /// What generation needs of one method: its model and prost's names for it.
@@ -104,6 +106,19 @@ impl prost_build::ServiceGenerator for Generator {
     }
 
     fn finalize_package(&mut self, package: &str, buf: &mut String) {
+        if self
+            .model
+            .services
+            .iter()
+            .any(|s| s.full_name.rsplit_once('.').map(|(p, _)| p) == Some(package))
+        {
+            let path = self.descriptors.display().to_string();
+            buf.push_str(&pretty(quote::quote! {
+                /// The encoded `FileDescriptorSet` of this package and its imports: what server
+                /// reflection answers with.
+                pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(#path);
+            }));
+        }
         let tokens: TokenStream = self
             .model
             .app_errors

@@ -30,9 +30,12 @@ use crate::server::methods::IntoService;
 use crate::server::observe::ObserveLayer;
 use crate::server::rate_limit::RateLimitLayer;
 use crate::server::router::Router;
+use crate::server::standard::{set_health, standard_services};
 use crate::server::stats::ServerStats;
 use crate::tls::ServerTls;
 use prometheus_client::registry::Registry;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 /// Entry point: `Server::builder()`.
 #[derive(Debug)]
@@ -83,6 +86,8 @@ pub struct RunningServer {
     registry: Arc<Registry>,
     admin_addr: Option<AdminAddr>,
     health: Arc<Health>,
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
 }
 
 /// Why a server could not start.
@@ -224,7 +229,9 @@ impl Builder {
             stats: stats.clone(),
         });
 
-        let names = services.iter().map(|s| s.contract.name).collect();
+        let names: Vec<&'static str> = services.iter().map(|s| s.contract.name).collect();
+        let standard = standard_services(&services);
+        set_health(&standard.health, &names, ServingStatus::Serving);
         let methods: Vec<_> = services.into_iter().flat_map(|s| s.methods).collect();
         let contracts = methods.iter().map(|m| m.contract).collect();
         let mut registry = Registry::default();
@@ -252,14 +259,18 @@ impl Builder {
             .layer(AdmitLayer::new(stats.clone()))
             .service(Dispatch::new(env));
 
-        let router = Arc::new(Router::new(
+        let mut router = Router::new(
             methods,
             &metrics,
             live.clone(),
-            names,
+            names.clone(),
             propagation,
             stack,
-        ));
+        );
+        for (name, service) in standard.services {
+            router.add_standard(name, service);
+        }
+        let router = Arc::new(router);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let connections = Arc::new(Connections::default());
         let health = Arc::new(Health::default());
@@ -306,6 +317,8 @@ impl Builder {
             registry,
             admin_addr,
             health,
+            reporter: standard.health,
+            names,
         })
     }
 
@@ -348,6 +361,16 @@ impl RunningServer {
     /// go on being served; [`RunningServer::shutdown`] then sends GOAWAY.
     pub fn start_draining(&self) {
         self.health.start_draining();
+        set_health(&self.reporter, &self.names, ServingStatus::NotServing);
+    }
+
+    /// Drains and stops: health turns NOT_SERVING, then after `delay` (time for load
+    /// balancers and clients to notice) every connection gets a GOAWAY and calls in flight
+    /// finish within the grace period.
+    pub async fn drain(self, delay: Duration) {
+        self.start_draining();
+        tokio::time::sleep(delay).await;
+        self.shutdown().await;
     }
 
     /// The server's metrics in Prometheus' text exposition format (what `/metrics` serves).

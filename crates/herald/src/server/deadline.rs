@@ -103,6 +103,7 @@ mod tests {
         name: "t.S",
         methods: &[&METHOD],
         app_error: None,
+        descriptor_set: &[],
     };
 
     fn call(timeout: &'static str) -> Call {

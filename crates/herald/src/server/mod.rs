@@ -27,6 +27,8 @@ mod observe;
 mod rate_limit;
 mod refuse;
 mod router;
+mod signal;
+mod standard;
 mod stats;
 mod streams;
 
@@ -39,5 +41,6 @@ pub use http2::Http2Limits;
 pub use methods::{IntoService, ServiceMethods};
 pub use observe::{Observe, ObserveLayer};
 pub use rate_limit::{RateLimit, RateLimitLayer};
+pub use signal::termination_signal;
 pub use stats::ServerStats;
 pub use streams::{RequestStream, StreamError};

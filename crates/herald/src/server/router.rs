@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures_util::future::{Either, Ready};
 use tokio::time::Instant;
 use tonic::body::Body;
-use tower::util::Oneshot;
+use tower::util::{BoxCloneSyncService, Oneshot};
 use tower::{Service, ServiceExt};
 
 use crate::context::{Context, Propagation};
@@ -23,14 +23,23 @@ use crate::server::methods::Method;
 #[derive(Debug)]
 pub(crate) struct Router<S> {
     routes: HashMap<&'static str, Arc<RoutedMethod>>,
+    /// Standard services herald serves as they come (health, reflection), by service name:
+    /// open to every peer the transport admits, outside the limits.
+    standard: HashMap<&'static str, StandardService>,
     limits: Arc<LiveLimits>,
     services: Vec<&'static str>,
     propagation: Propagation,
     stack: S,
 }
 
-pub(crate) type RouteFuture<S> =
-    Either<Ready<Result<http::Response<Body>, Infallible>>, Oneshot<S, Call>>;
+/// A gRPC service from a crate of the field (tonic-health, tonic-reflection).
+pub(crate) type StandardService =
+    BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Infallible>;
+
+pub(crate) type RouteFuture<S> = Either<
+    Ready<Result<http::Response<Body>, Infallible>>,
+    Either<Oneshot<S, Call>, Oneshot<StandardService, http::Request<Body>>>,
+>;
 
 // === impl Router ===
 
@@ -64,6 +73,7 @@ where
             .collect();
         Router {
             routes,
+            standard: HashMap::new(),
             limits,
             services,
             propagation,
@@ -74,6 +84,16 @@ where
     pub(crate) fn route(&self, request: http::Request<Body>, conn: &ConnInfo) -> RouteFuture<S> {
         let arrival = Instant::now();
         let Some(method) = self.routes.get(request.uri().path()) else {
+            let service = request
+                .uri()
+                .path()
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or("");
+            if let Some(standard) = self.standard.get(service) {
+                return Either::Right(Either::Right(standard.clone().oneshot(request)));
+            }
             return Either::Left(refuse(self.unimplemented(request.uri().path())));
         };
         let ctx = match Context::from_request(
@@ -98,7 +118,13 @@ where
             rate: Rate::Unlimited,
             permit: None,
         };
-        Either::Right(self.stack.clone().oneshot(call))
+        Either::Right(Either::Left(self.stack.clone().oneshot(call)))
+    }
+
+    /// Serves a standard service under its full name.
+    pub(crate) fn add_standard(&mut self, name: &'static str, service: StandardService) {
+        self.services.push(name);
+        self.standard.insert(name, service);
     }
 
     /// The services served, by full name.
