@@ -254,3 +254,57 @@ fn a_proto_that_does_not_compile_says_so() {
     .expect_err("unknown option");
     assert!(error.is_compile(), "{error}");
 }
+
+/// Generated code names only what `herald::codegen` exports: every `::herald::codegen::X`
+/// in the output of a contract with and without an app error exists in the runtime's module.
+#[test]
+fn generated_code_names_only_exported_codegen_items() {
+    let exported = include_str!("../../herald/src/codegen.rs");
+    for proto in [
+        format!(
+            "{HEADER}service S {{ option (herald.default_deadline_ms) = 5; rpc A(M) returns (M); rpc B(stream M) returns (stream M); }}"
+        ),
+        format!(
+            "{HEADER}service S {{ option (herald.default_deadline_ms) = 5; option (herald.app_error) = \"t.E\"; rpc A(M) returns (stream M); rpc B(stream M) returns (M); }}\n\
+             enum E {{ option (herald.rpc_error) = true; E_UNSPECIFIED = 0; E_GONE = 1 [(herald.grpc_code) = \"NOT_FOUND\"]; }}"
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("test.proto"), &proto).expect("write proto");
+        let out = dir.path().join("out");
+        Builder::new()
+            .out_dir(&out)
+            .compile(&["test.proto"], &[dir.path()])
+            .expect("valid contract");
+        let generated = std::fs::read_to_string(out.join("t.rs")).expect("generated file");
+        let mut names: Vec<&str> = generated
+            .split("::herald::codegen::")
+            .skip(1)
+            .map(|rest| {
+                rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .next()
+                    .unwrap_or("")
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() > 5, "{names:?}");
+        // Every `pub use ...;` statement (possibly over several lines) and `pub fn` name.
+        let statements: Vec<&str> = exported
+            .split("pub ")
+            .skip(1)
+            .filter(|s| s.starts_with("use ") || s.starts_with("fn ") || s.starts_with("const fn "))
+            .map(|s| s.split(['(', ';']).next().unwrap_or(""))
+            .collect();
+        for name in names {
+            let exported_here = statements.iter().any(|s| {
+                s.split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .any(|word| word == name)
+            });
+            assert!(
+                exported_here,
+                "generated code names ::herald::codegen::{name}, which herald::codegen does not export"
+            );
+        }
+    }
+}

@@ -8,7 +8,7 @@ pub use futures_util::Stream;
 pub use prost;
 
 pub use crate::Code;
-pub use crate::app_error::AppError;
+pub use crate::app_error::{AppError, NoAppError};
 pub use crate::client::{Channel, ResponseStream};
 pub use crate::context::Context;
 pub use crate::contract::{

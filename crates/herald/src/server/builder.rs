@@ -373,6 +373,16 @@ impl RunningServer {
         self.shutdown().await;
     }
 
+    /// Serves until SIGTERM or Ctrl-C, then drains (see [`RunningServer::drain`]) with a
+    /// one-second delay for load balancers to see NOT_SERVING.
+    pub async fn drain_on_signal(self) {
+        if let Err(error) = crate::server::termination_signal().await {
+            tracing::warn!(%error, "cannot wait for a termination signal; draining now");
+        }
+        tracing::info!("termination signal: draining");
+        self.drain(Duration::from_secs(1)).await;
+    }
+
     /// The server's metrics in Prometheus' text exposition format (what `/metrics` serves).
     pub fn metrics_text(&self) -> String {
         let mut text = String::new();
