@@ -8,8 +8,8 @@ mod pb {
 
 use herald::limits::{Limits, LimitsConfig};
 use herald::{Context, Error, Server};
-use pb::echo_server::{Echo, EchoServer};
 use pb::Msg;
+use pb::echo_server::{Echo, EchoServer};
 
 struct Echoer;
 
@@ -22,8 +22,14 @@ impl Echo for Echoer {
 const LIMITS: &str = "limits:\n  bench.Echo:\n    default:\n      max_concurrency: 1024\n      max_queue: 1024\n      queue_timeout_ms: 1000\n      rate_acls: { unauthenticated: -1 }\n";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::args().skip_while(|a| a != "--port").nth(1).map_or(Ok(0), |p| p.parse())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let port: u16 = std::env::args()
+        .skip_while(|a| a != "--port")
+        .nth(1)
+        .map_or(Ok(0), |p| p.parse())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let limits = Limits::from_config(LimitsConfig::parse(LIMITS, "bench limits")?);
         let server = Server::builder()
