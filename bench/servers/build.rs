@@ -3,12 +3,17 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    herald_build::Builder::new().out_dir(out.join("herald")).compile(&["proto/echo.proto"], &["proto"])?;
+    herald_build::Builder::new()
+        .out_dir(out.join("herald"))
+        .compile(&["proto/echo.proto"], &["proto"])?;
     let fds = protox::Compiler::new(["proto", "../../proto"])?
         .include_imports(true)
         .open_file("echo.proto")?
         .file_descriptor_set();
     std::fs::create_dir_all(out.join("tonic"))?;
-    tonic_prost_build::configure().out_dir(out.join("tonic")).build_client(false).compile_fds(fds)?;
+    tonic_prost_build::configure()
+        .out_dir(out.join("tonic"))
+        .build_client(false)
+        .compile_fds(fds)?;
     Ok(())
 }

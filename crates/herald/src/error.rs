@@ -220,6 +220,13 @@ impl<E: AppError> CallError<E> {
         }
     }
 
+    /// The same error, known to have reached no server handler (a refused stream, a
+    /// request a closing connection handed back): the retry loop may replay it.
+    pub(crate) fn into_local(mut self) -> Self {
+        self.inner.local = true;
+        self
+    }
+
     /// The gRPC code.
     pub fn code(&self) -> Code {
         self.inner.code

@@ -1,6 +1,17 @@
 //! The four call shapes, with the method's contract applied.
+//!
+//! Every call takes the same way, top to bottom:
+//!
+//! ```text
+//! deadline   = min(caller's remaining budget, method deadline, contract timeout);
+//!              already spent → DEADLINE_EXCEEDED, nothing sent
+//! breaker    = the method's circuit breaker; open → UNAVAILABLE at once, nothing sent
+//! retries    = attempts per the contract (unary), under the deadline, within the budget
+//! attempt    = tonic's codec over the balancer: pick an endpoint, send, read
+//! ```
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -11,19 +22,27 @@ use tonic_prost::ProstCodec;
 
 use crate::Code;
 use crate::app_error::AppError;
+use crate::client::balance::{Balance, CallDeadline};
 use crate::client::channel::Channel;
+use crate::client::observe::{BreakerEvent, CallEvent};
 use crate::client::response_stream::ResponseStream;
+use crate::client::retry::Retries;
+use crate::client::unsent::is_unsent;
 use crate::context::Context;
 use crate::contract::MethodContract;
 use crate::error::CallError;
 
+type Grpc = tonic::client::Grpc<Balance>;
+
 // === impl Channel ===
 
 impl Channel {
-    /// A unary call.
+    /// A unary call, retried as the method's contract allows (the request is cloned for
+    /// each attempt).
     ///
     /// # Errors
-    /// The server's status, or a local failure (budget spent, connection refused).
+    /// The server's status, or a local failure (budget spent, breaker open, no endpoint
+    /// reachable).
     pub async fn unary<Req, Resp, E>(
         &self,
         ctx: &Context,
@@ -31,24 +50,22 @@ impl Channel {
         request: Req,
     ) -> Result<Resp, CallError<E>>
     where
-        Req: prost::Message + Send + Sync + 'static,
+        Req: prost::Message + Clone + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
         E: AppError,
     {
-        let deadline = child_deadline(ctx, method)?;
-        let mut grpc = tonic::client::Grpc::new(self.transport.clone());
-        let call = async move {
-            grpc.ready().await.map_err(|e| unavailable(method, &e))?;
-            let request = with_child_headers(ctx, deadline, request);
-            grpc.unary(request, path(method), ProstCodec::<Req, Resp>::default())
-                .await
-                .map(tonic::Response::into_inner)
-                .map_err(|status| CallError::from_status(method.full_name(), &status))
-        };
-        within(deadline, method, call).await
+        self.call(ctx, method, true, |mut grpc, attempt| {
+            let request = attempt.request(request.clone());
+            async move {
+                grpc.unary(request, path(method), ProstCodec::<Req, Resp>::default())
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await
     }
 
-    /// A server-streaming call: the responses arrive on the returned stream.
+    /// A server-streaming call: the responses arrive on the returned stream. One attempt.
     ///
     /// # Errors
     /// As [`Channel::unary`], for the call's start; later failures arrive on the stream.
@@ -63,20 +80,22 @@ impl Channel {
         Resp: prost::Message + Default + Send + Sync + 'static,
         E: AppError,
     {
-        let deadline = child_deadline(ctx, method)?;
-        let mut grpc = tonic::client::Grpc::new(self.transport.clone());
-        let call = async move {
-            grpc.ready().await.map_err(|e| unavailable(method, &e))?;
-            let request = with_child_headers(ctx, deadline, request);
-            grpc.server_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
-                .await
-                .map(|r| ResponseStream::new(r.into_inner(), method, deadline))
-                .map_err(|status| CallError::from_status(method.full_name(), &status))
-        };
-        within(deadline, method, call).await
+        let mut request = Some(request);
+        self.call(ctx, method, false, |mut grpc, attempt| {
+            let request = request.take().map(|r| attempt.request(r));
+            let deadline = attempt.deadline;
+            async move {
+                let request = request.ok_or_else(spent)?;
+                grpc.server_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
+                    .await
+                    .map(|r| ResponseStream::new(r.into_inner(), method, deadline))
+            }
+        })
+        .await
     }
 
-    /// A client-streaming call: `requests` are sent as they come; one response.
+    /// A client-streaming call: `requests` are sent as they come; one response. One
+    /// attempt.
     ///
     /// # Errors
     /// As [`Channel::unary`].
@@ -92,20 +111,20 @@ impl Channel {
         E: AppError,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let deadline = child_deadline(ctx, method)?;
-        let mut grpc = tonic::client::Grpc::new(self.transport.clone());
-        let call = async move {
-            grpc.ready().await.map_err(|e| unavailable(method, &e))?;
-            let request = with_child_headers(ctx, deadline, requests);
-            grpc.client_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
-                .await
-                .map(tonic::Response::into_inner)
-                .map_err(|status| CallError::from_status(method.full_name(), &status))
-        };
-        within(deadline, method, call).await
+        let mut requests = Some(requests);
+        self.call(ctx, method, false, |mut grpc, attempt| {
+            let request = requests.take().map(|r| attempt.request(r));
+            async move {
+                let request = request.ok_or_else(spent)?;
+                grpc.client_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await
     }
 
-    /// A bidirectional-streaming call.
+    /// A bidirectional-streaming call. One attempt.
     ///
     /// # Errors
     /// As [`Channel::unary`], for the call's start; later failures arrive on the stream.
@@ -121,50 +140,178 @@ impl Channel {
         E: AppError,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let deadline = child_deadline(ctx, method)?;
-        let mut grpc = tonic::client::Grpc::new(self.transport.clone());
-        let call = async move {
-            grpc.ready().await.map_err(|e| unavailable(method, &e))?;
-            let request = with_child_headers(ctx, deadline, requests);
-            grpc.streaming(request, path(method), ProstCodec::<Req, Resp>::default())
-                .await
-                .map(|r| ResponseStream::new(r.into_inner(), method, deadline))
-                .map_err(|status| CallError::from_status(method.full_name(), &status))
+        let mut requests = Some(requests);
+        self.call(ctx, method, false, |mut grpc, attempt| {
+            let request = requests.take().map(|r| attempt.request(r));
+            let deadline = attempt.deadline;
+            async move {
+                let request = request.ok_or_else(spent)?;
+                grpc.streaming(request, path(method), ProstCodec::<Req, Resp>::default())
+                    .await
+                    .map(|r| ResponseStream::new(r.into_inner(), method, deadline))
+            }
+        })
+        .await
+    }
+
+    /// The call's deadline; or DEADLINE_EXCEEDED when the caller's budget is already spent
+    /// (nothing is sent then).
+    fn deadline<E: AppError>(
+        &self,
+        ctx: &Context,
+        method: &'static MethodContract,
+    ) -> Result<Option<Instant>, CallError<E>> {
+        if ctx.is_expired() {
+            return Err(CallError::local(
+                method.full_name(),
+                Code::DeadlineExceeded,
+                "the caller's deadline passed before the call was made",
+            ));
+        }
+        Ok(ctx.child_deadline(cap(method)))
+    }
+
+    /// One call: deadline, breaker, attempts. `attempt` gets a fresh tonic client, and what
+    /// makes its request.
+    async fn call<T, E, F, Fut>(
+        &self,
+        ctx: &Context,
+        method: &'static MethodContract,
+        replayable: bool,
+        mut attempt: F,
+    ) -> Result<T, CallError<E>>
+    where
+        E: AppError,
+        F: FnMut(Grpc, &Attempt<'_>) -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        let started = Instant::now();
+        let inner = &self.inner;
+        let deadline = match self.deadline(ctx, method) {
+            Ok(deadline) => deadline,
+            Err(error) => {
+                self.report(method, error.code(), started, 0, false);
+                return Err(error);
+            }
         };
-        within(deadline, method, call).await
+        let permit = match inner.breakers.get(method).map(|b| b.acquire()) {
+            None => None,
+            Some((acquired, transition)) => {
+                self.breaker_changed(method, transition);
+                match acquired {
+                    Ok(permit) => Some(permit),
+                    Err(why) => {
+                        self.report(method, Code::Unavailable, started, 0, true);
+                        return Err(CallError::local(method.full_name(), Code::Unavailable, why));
+                    }
+                }
+            }
+        };
+        let attempts = AtomicU32::new(0);
+        let retries = Retries {
+            method,
+            deadline,
+            budget: &inner.budget,
+            observer: inner.observer.as_ref(),
+            replayable,
+            started: &attempts,
+        };
+        let context = Attempt { ctx, deadline };
+        let balance = &inner.balance;
+        let attempts_made = retries.run(|| attempt(Grpc::new(balance.clone()), &context));
+        let result = within(deadline, method, async {
+            attempts_made
+                .await
+                .map_err(|status| call_error(method, &status))
+        })
+        .await;
+        let code = result.as_ref().err().map_or(Code::Ok, CallError::code);
+        if let Some(permit) = permit {
+            let transition = permit.record(code);
+            self.breaker_changed(method, transition);
+        }
+        self.report(
+            method,
+            code,
+            started,
+            attempts.load(Ordering::Relaxed),
+            false,
+        );
+        result
+    }
+
+    fn report(
+        &self,
+        method: &'static MethodContract,
+        code: Code,
+        started: Instant,
+        attempts: u32,
+        breaker_open: bool,
+    ) {
+        self.inner.observer.call(&CallEvent {
+            method,
+            code,
+            latency: started.elapsed(),
+            attempts,
+            breaker_open,
+        });
+    }
+
+    fn breaker_changed(
+        &self,
+        method: &'static MethodContract,
+        transition: Option<crate::client::breaker::Transition>,
+    ) {
+        if let Some((from, to)) = transition {
+            tracing::info!(method = method.full_name(), ?from, ?to, "circuit breaker");
+            self.inner
+                .observer
+                .breaker(&BreakerEvent { method, from, to });
+        }
     }
 }
 
-/// The call's deadline; or DEADLINE_EXCEEDED when the caller's budget is already spent
-/// (nothing is sent then).
-fn child_deadline<E: AppError>(
-    ctx: &Context,
-    method: &'static MethodContract,
-) -> Result<Option<Instant>, CallError<E>> {
-    if ctx.is_expired() {
-        return Err(CallError::local(
-            method.full_name(),
-            Code::DeadlineExceeded,
-            "the caller's deadline passed before the call was made",
-        ));
-    }
-    Ok(ctx.child_deadline(cap(method)))
-}
-
-/// The request carrying what travels from `ctx`. Built once the connection is ready, so the
-/// time spent connecting is not handed to the callee as budget.
-fn with_child_headers<T>(
-    ctx: &Context,
+/// What an attempt's request is made of.
+struct Attempt<'a> {
+    ctx: &'a Context,
     deadline: Option<Instant>,
-    message: T,
-) -> tonic::Request<T> {
-    let mut headers = http::HeaderMap::new();
-    ctx.write_child_headers(&mut headers, deadline);
-    tonic::Request::from_parts(
-        MetadataMap::from_headers(headers),
-        Default::default(),
-        message,
-    )
+}
+
+// === impl Attempt ===
+
+impl Attempt<'_> {
+    /// The request carrying what travels from the context; the balancer rewrites
+    /// `grpc-timeout` once an endpoint is picked, so time spent connecting is not handed to
+    /// the callee as budget.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut headers = http::HeaderMap::new();
+        // `grpc-timeout` is written by the balancer, from the deadline in the extensions.
+        self.ctx.write_child_headers(&mut headers, None);
+        let mut extensions = tonic::Extensions::default();
+        if let Some(deadline) = self.deadline {
+            extensions.insert(CallDeadline(deadline));
+        }
+        tonic::Request::from_parts(MetadataMap::from_headers(headers), extensions, message)
+    }
+}
+
+/// The call error of a failed attempt; local when it provably reached no handler.
+fn call_error<E: AppError>(
+    method: &'static MethodContract,
+    status: &tonic::Status,
+) -> CallError<E> {
+    let error = CallError::from_status(method.full_name(), status);
+    if is_unsent(status) {
+        error.into_local()
+    } else {
+        error
+    }
+}
+
+/// A streaming call's request was already used by an earlier attempt (never happens: they
+/// make one attempt).
+fn spent() -> tonic::Status {
+    tonic::Status::internal("the request stream was already sent")
 }
 
 /// The longest a call of `method` may take by its contract.
@@ -178,17 +325,6 @@ fn cap(method: &MethodContract) -> Option<Duration> {
 
 fn path(method: &'static MethodContract) -> PathAndQuery {
     PathAndQuery::from_static(method.path)
-}
-
-fn unavailable<E: AppError>(
-    method: &'static MethodContract,
-    error: &impl std::fmt::Display,
-) -> CallError<E> {
-    CallError::local(
-        method.full_name(),
-        Code::Unavailable,
-        format!("no connection: {error}"),
-    )
 }
 
 /// Stops waiting at the deadline: the server will have given up too.

@@ -1,21 +1,39 @@
-//! A channel: connections to one server.
+//! A channel: the calls of one service's clients, balanced over its endpoints.
 
 use std::fmt;
-
-use http::uri::Authority;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::Identity;
-use crate::client::connector::Connector;
-use crate::client::transport::Transport;
+use crate::client::balance::Balance;
+use crate::client::breaker::{BreakerState, Breakers};
+use crate::client::builder::Builder;
+use crate::client::discover::{Discovery, DiscoveryError};
+use crate::client::observe::Observer;
+use crate::client::retry::RetryBudget;
+use crate::contract::MethodContract;
 use crate::tls::ClientTls;
 
-/// Connections to one server; cheap to clone, and clones share the connections.
-#[derive(Clone, Debug)]
+/// Calls to one service: endpoints from discovery, connections to each, load balancing,
+/// retries, circuit breakers — all as the called method's contract says. Cheap to clone;
+/// clones share everything (connections, budget, breakers).
+///
+/// Built with [`Channel::builder`], or for one address with [`Channel::tls`] /
+/// [`Channel::insecure_plaintext`]. Connections open on first use, so a channel can be
+/// built before the runtime runs.
+#[derive(Clone)]
 pub struct Channel {
-    pub(crate) transport: Transport,
+    pub(crate) inner: Arc<Inner>,
 }
 
-/// The target of a channel could not be used.
+pub(crate) struct Inner {
+    pub(crate) balance: Balance,
+    pub(crate) breakers: Breakers,
+    pub(crate) budget: RetryBudget,
+    pub(crate) observer: Arc<dyn Observer>,
+}
+
+/// A channel could not be built.
 #[derive(Debug)]
 pub struct ChannelError {
     target: String,
@@ -25,16 +43,32 @@ pub struct ChannelError {
 // === impl Channel ===
 
 impl Channel {
-    /// A plaintext channel to `addr` (`host:port`), connected on first use. No server
-    /// identity is checked: for tests and local experiments only, as the name says.
+    /// A channel to the endpoints `discovery` finds; choose its security on the builder.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use herald::client::{Channel, Discovery, LoadBalancing};
+    ///
+    /// let channel = Channel::builder(Discovery::dns("accounts.internal:8443")?)
+    ///     .insecure_plaintext()
+    ///     .load_balancing(LoadBalancing::P2cPeakEwma)
+    ///     .build()?;
+    /// # drop(channel);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(discovery: impl Into<Discovery>) -> Builder {
+        Builder::new(discovery.into())
+    }
+
+    /// A plaintext channel to `addr` (`host:port`; a host name is resolved by DNS and
+    /// re-resolved on its TTL), connected on first use. No server identity is checked: for
+    /// tests and local experiments only, as the name says.
     ///
     /// # Errors
     /// `addr` is not a valid `host:port`.
     pub fn insecure_plaintext(addr: impl fmt::Display) -> Result<Channel, ChannelError> {
-        let authority = authority(addr)?;
-        Ok(Channel {
-            transport: Transport::new(authority, Connector::plaintext()),
-        })
+        Channel::builder(one(addr)?).insecure_plaintext().build()
     }
 
     /// A mutual-TLS channel to `addr` (`host:port`), connected on first use, that only
@@ -48,31 +82,64 @@ impl Channel {
         tls: &ClientTls,
         server: impl Into<Identity>,
     ) -> Result<Channel, ChannelError> {
-        let authority = authority(addr)?;
-        let config = tls
-            .config_for(server.into())
-            .map_err(|source| ChannelError {
-                target: authority.to_string(),
-                source: Box::new(source),
-            })?;
-        let connector = Connector::tls(config, tls.handshakes().clone());
-        Ok(Channel {
-            transport: Transport::new(authority, connector),
-        })
+        Channel::builder(one(addr)?).tls(tls, server).build()
+    }
+
+    /// The endpoints discovery lists now (empty before the first call starts discovery).
+    pub fn endpoints(&self) -> Vec<SocketAddr> {
+        self.inner.balance.endpoints()
+    }
+
+    /// The channel's retry budget (shared by its clones).
+    pub fn retry_budget(&self) -> &RetryBudget {
+        &self.inner.budget
+    }
+
+    /// The state of `method`'s circuit breaker; `None` when its contract has none.
+    pub fn breaker_state(&self, method: &'static MethodContract) -> Option<BreakerState> {
+        self.inner.breakers.get(method).map(|b| b.state())
     }
 }
 
-fn authority(addr: impl fmt::Display) -> Result<Authority, ChannelError> {
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("balance", &self.inner.balance)
+            .field("retry_budget", &self.inner.budget)
+            .field("breakers", &self.inner.breakers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The discovery of a channel to one `host:port`: the address itself, or DNS for a name.
+fn one(addr: impl fmt::Display) -> Result<Discovery, ChannelError> {
     let target = addr.to_string();
-    target
-        .parse()
-        .map_err(|source: http::uri::InvalidUri| ChannelError {
-            target,
-            source: Box::new(source),
-        })
+    let discovery = match target.parse::<SocketAddr>() {
+        Ok(addr) => Discovery::fixed([addr]),
+        Err(_) => Discovery::dns(&target).map(Discovery::from),
+    };
+    discovery.map_err(|e| ChannelError::new(target, e))
 }
 
 // === impl ChannelError ===
+
+impl ChannelError {
+    pub(crate) fn new(
+        target: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ChannelError {
+            target: target.into(),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<DiscoveryError> for ChannelError {
+    fn from(error: DiscoveryError) -> Self {
+        ChannelError::new("discovery", error)
+    }
+}
 
 impl fmt::Display for ChannelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

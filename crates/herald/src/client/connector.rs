@@ -23,13 +23,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct Connector {
     http: HttpConnector,
     tls: Option<(tokio_rustls::TlsConnector, Arc<HandshakeStats>)>,
+    /// The TLS server name (SNI) when the service has a DNS name; else the address's IP.
+    server_name: Option<Arc<str>>,
     last_failure: LastFailure,
 }
 
 /// The last I/O failure of any connection of a channel. hyper reports a connection that
 /// died under a request as "channel closed"; this keeps the reason (a TLS alert from the
 /// server, a reset) so the call's error can say it.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct LastFailure(Arc<Mutex<Option<(Instant, String)>>>);
 
 /// A connection, plain or secured.
@@ -50,6 +52,7 @@ impl Connector {
         Connector {
             http: tcp(),
             tls: None,
+            server_name: None,
             last_failure: LastFailure::default(),
         }
     }
@@ -59,7 +62,27 @@ impl Connector {
         Connector {
             http: tcp(),
             tls,
+            server_name: None,
             last_failure: LastFailure::default(),
+        }
+    }
+
+    /// The same, presenting `host` as the TLS server name (when it is a DNS name: an IP
+    /// address says nothing the connection's address does not).
+    pub(crate) fn with_server_name(mut self, host: &str) -> Self {
+        let host = host.trim_matches(|c| c == '[' || c == ']');
+        if host.parse::<std::net::IpAddr>().is_err() {
+            self.server_name = Some(host.into());
+        }
+        self
+    }
+
+    /// The same, recording I/O failures apart: one endpoint's failure must not explain
+    /// another's.
+    pub(crate) fn with_own_failures(&self) -> Self {
+        Connector {
+            last_failure: LastFailure::default(),
+            ..self.clone()
         }
     }
 
@@ -110,6 +133,7 @@ impl Service<Uri> for Connector {
         let Connector {
             mut http,
             tls,
+            server_name,
             last_failure,
         } = self.clone();
         Box::pin(async move {
@@ -120,10 +144,13 @@ impl Service<Uri> for Connector {
                     last_failure,
                 });
             };
-            let host = uri
-                .host()
-                .unwrap_or("localhost")
-                .trim_matches(|c| c == '[' || c == ']');
+            let host = match &server_name {
+                Some(name) => name,
+                None => uri
+                    .host()
+                    .unwrap_or("localhost")
+                    .trim_matches(|c| c == '[' || c == ']'),
+            };
             let name = ServerName::try_from(host.to_owned())?;
             match tls.connect(name, tcp.into_inner()).await {
                 Ok(stream) => {

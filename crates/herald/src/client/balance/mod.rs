@@ -1,0 +1,384 @@
+//! Client-side load balancing over the endpoints discovery lists.
+//!
+//! [`Balance`] is the tower service at the bottom of a channel: each request picks an
+//! endpoint, then a ready connection of it, and goes out. On the way:
+//!
+//! - **Which endpoints are candidates.** Endpoints with a ready connection that outlier
+//!   detection has not ejected; when every ready endpoint is ejected, the ejected ones (never
+//!   all of them out). With no ready endpoint, a call waits while some endpoint is still
+//!   making its first connection, and fails fast with UNAVAILABLE — naming each endpoint's
+//!   last failure — once they have all failed (gRPC's sticky transient failure).
+//! - **Which candidate.** Power of two choices on outstanding requests (the default), the
+//!   same weighted by peak-EWMA latency, or round robin: see [`LoadBalancing`].
+//! - **Requests the connection gave back.** A connection can close between the pick and the
+//!   write; hyper then hands the request back unsent, and it goes to another pick at once
+//!   (at most [`RESENDS`] times) — a transparent retry that spends no attempt.
+//! - **What it learns.** Each response reports back: the latency to its headers (for
+//!   peak-EWMA), and its outcome for outlier detection, read from `grpc-status` in the
+//!   headers or trailers.
+//!
+//! Endpoint sets come from [`Discovery`]; the first request starts it (so a channel can be
+//! built outside a runtime), and a task diffs each update into the set.
+
+mod body;
+mod discovery;
+mod outlier;
+mod pick;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use futures_util::future::BoxFuture;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Response};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tonic::body::Body;
+
+use crate::Code;
+use crate::client::connector::Connector;
+use crate::client::discover::{Discovery, DiscoveryError};
+use crate::client::endpoint::{self, Endpoint, State};
+use crate::client::observe::Observer;
+use crate::client::unsent::{self, never_processed};
+
+pub(crate) use body::ResponseBody;
+pub(crate) use body::{InFlight, Outcome};
+pub(crate) use outlier::Health;
+pub use outlier::OutlierDetection;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Requests handed back unsent by a closing connection are re-picked this many times.
+pub(crate) const RESENDS: usize = 3;
+
+/// How a channel chooses among ready endpoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadBalancing {
+    /// Two endpoints at random; the one with fewer requests outstanding.
+    #[default]
+    P2cOutstanding,
+    /// Two endpoints at random; the one with the lower peak-EWMA latency times its
+    /// outstanding requests (linkerd's choice): steers away from an endpoint turning slow
+    /// before its queue grows.
+    P2cPeakEwma,
+    /// Each ready endpoint in turn.
+    RoundRobin,
+}
+
+/// The deadline of a call, carried in the request's extensions so that `grpc-timeout` is
+/// written after the pick: time spent waiting for an endpoint is not handed to the callee.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallDeadline(pub(crate) Instant);
+
+/// Balances requests over the endpoints of one service. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Balance {
+    shared: Arc<Shared>,
+}
+
+/// Settings of a balancer, validated by the channel's builder.
+pub(crate) struct Settings {
+    pub(crate) policy: LoadBalancing,
+    pub(crate) outlier: OutlierDetection,
+    pub(crate) connections: usize,
+    pub(crate) connector: Connector,
+    pub(crate) observer: Arc<dyn Observer>,
+}
+
+/// Wakes calls waiting for an endpoint when any endpoint's state (or the set) changes.
+#[derive(Debug)]
+pub(crate) struct Changes(watch::Sender<u64>);
+
+pub(crate) struct Shared {
+    authority: Authority,
+    settings: Settings,
+    endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
+    changes: Arc<Changes>,
+    next: AtomicUsize,
+    started: AtomicBool,
+    pending: Mutex<Option<Discovery>>,
+    task: Mutex<Option<AbortHandle>>,
+    /// Whether discovery has given a set yet.
+    discovered: AtomicBool,
+    discovery_error: Mutex<Option<DiscoveryError>>,
+}
+
+enum Pick {
+    Ready(Arc<Endpoint>),
+    Wait,
+    Fail(String),
+}
+
+// === impl Balance ===
+
+impl Balance {
+    pub(crate) fn new(discovery: Discovery, settings: Settings) -> Balance {
+        let authority = discovery.authority.clone();
+        Balance {
+            shared: Arc::new(Shared {
+                authority,
+                settings,
+                endpoints: ArcSwap::from_pointee(Vec::new()),
+                changes: Arc::new(Changes::default()),
+                next: AtomicUsize::new(0),
+                started: AtomicBool::new(false),
+                pending: Mutex::new(Some(discovery)),
+                task: Mutex::new(None),
+                discovered: AtomicBool::new(false),
+                discovery_error: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The endpoints discovery lists now.
+    pub(crate) fn endpoints(&self) -> Vec<SocketAddr> {
+        self.shared
+            .endpoints
+            .load()
+            .iter()
+            .map(|e| e.addr())
+            .collect()
+    }
+}
+
+impl tower::Service<Request<Body>> for Balance {
+    type Response = Response<ResponseBody>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Response<ResponseBody>, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Readiness is per request: the pick waits (under the call's deadline) in `call`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            shared
+                .send(request)
+                .await
+                .map_err(|status| Box::new(status) as BoxError)
+        })
+    }
+}
+
+impl fmt::Debug for Balance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Balance")
+            .field("authority", &self.shared.authority)
+            .field("policy", &self.shared.settings.policy)
+            .field("endpoints", &self.endpoints())
+            .finish()
+    }
+}
+
+// === impl Shared ===
+
+impl Shared {
+    async fn send(
+        self: Arc<Self>,
+        mut request: Request<Body>,
+    ) -> Result<Response<ResponseBody>, tonic::Status> {
+        let mut parts = request.uri().clone().into_parts();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(self.authority.clone());
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+        for _ in 0..RESENDS {
+            let endpoint = self.pick().await?;
+            let Some(mut sender) = endpoint.sender() else {
+                continue;
+            };
+            refresh_timeout(&mut request);
+            let mut in_flight = InFlight::new(endpoint.clone(), self.clone());
+            let started = Instant::now();
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    if self.settings.policy == LoadBalancing::P2cPeakEwma {
+                        endpoint.load().observe(started.elapsed());
+                    }
+                    return Ok(ResponseBody::wrap(response, in_flight));
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) => {
+                        in_flight.finish(Outcome::Neutral);
+                        request = unsent;
+                    }
+                    None => {
+                        in_flight.finish(Outcome::Failure);
+                        let error = error.into_error();
+                        let message =
+                            endpoint::describe(endpoint.addr(), &error, endpoint.recent_failure());
+                        return Err(unsent::unavailable(
+                            format!("cannot reach {message}"),
+                            never_processed(&error),
+                        ));
+                    }
+                },
+            }
+        }
+        Err(unsent::unavailable(
+            format!(
+                "cannot reach {}: connections kept closing before the request was sent",
+                self.authority
+            ),
+            true,
+        ))
+    }
+
+    /// An endpoint to send to: waits while endpoints are still connecting.
+    async fn pick(self: &Arc<Self>) -> Result<Arc<Endpoint>, tonic::Status> {
+        self.ensure_started();
+        let mut changes = self.changes.0.subscribe();
+        loop {
+            match self.try_pick() {
+                Pick::Ready(endpoint) => return Ok(endpoint),
+                Pick::Fail(why) => return Err(unsent::unavailable(why, true)),
+                Pick::Wait => {
+                    if changes.changed().await.is_err() {
+                        return Err(unsent::unavailable("the channel is closed".into(), true));
+                    }
+                }
+            }
+        }
+    }
+
+    fn try_pick(&self) -> Pick {
+        let endpoints = self.endpoints.load();
+        if endpoints.is_empty() {
+            if let Some(error) = self.discovery_error.lock().ok().and_then(|e| e.clone()) {
+                return Pick::Fail(format!(
+                    "no endpoint of {} is known: {error}",
+                    self.authority
+                ));
+            }
+            if self.discovered.load(Ordering::Acquire) {
+                return Pick::Fail(format!("discovery lists no endpoint of {}", self.authority));
+            }
+            return Pick::Wait;
+        }
+        let now = Instant::now();
+        let mut healthy = Vec::with_capacity(endpoints.len());
+        let mut ejected = Vec::new();
+        for endpoint in endpoints.iter() {
+            if endpoint.is_ready() {
+                if endpoint.health().is_ejected(now) {
+                    ejected.push(endpoint);
+                } else {
+                    healthy.push(endpoint);
+                }
+            }
+        }
+        // Outlier detection never takes every endpoint out.
+        let candidates = if healthy.is_empty() { ejected } else { healthy };
+        if candidates.is_empty() {
+            return self.nothing_ready(&endpoints);
+        }
+        let chosen = match self.settings.policy {
+            LoadBalancing::P2cOutstanding => {
+                pick::p2c(&candidates, |e| e.load().outstanding() as f64)
+            }
+            LoadBalancing::P2cPeakEwma => pick::p2c(&candidates, |e| e.load().peak_ewma_cost()),
+            LoadBalancing::RoundRobin => {
+                pick::round_robin(&candidates, self.next.fetch_add(1, Ordering::Relaxed))
+            }
+        };
+        Pick::Ready(candidates[chosen].clone())
+    }
+
+    fn nothing_ready(&self, endpoints: &[Arc<Endpoint>]) -> Pick {
+        let mut failures = Vec::new();
+        for endpoint in endpoints {
+            match endpoint.state() {
+                State::Ready | State::Connecting => return Pick::Wait,
+                State::Failed(why) => failures.push(why),
+            }
+        }
+        Pick::Fail(format!(
+            "no endpoint of {} is reachable: {}",
+            self.authority,
+            failures.join("; ")
+        ))
+    }
+
+    /// Records how a request went on `endpoint`: outlier detection's input.
+    pub(crate) fn record(&self, endpoint: &Endpoint, outcome: Outcome) {
+        let outlier = &self.settings.outlier;
+        match outcome {
+            Outcome::Success => endpoint.health().success(),
+            Outcome::Neutral => {}
+            Outcome::Failure => {
+                if !endpoint.health().failure(outlier) {
+                    return;
+                }
+                let now = Instant::now();
+                let endpoints = self.endpoints.load();
+                let ejected = endpoints
+                    .iter()
+                    .filter(|e| e.health().is_ejected(now))
+                    .count();
+                if ejected < outlier.max_ejected(endpoints.len())
+                    && let Some(duration) = endpoint.health().eject(outlier, now)
+                {
+                    tracing::warn!(
+                        endpoint = %endpoint.addr(),
+                        service = %self.authority,
+                        ?duration,
+                        "endpoint ejected after consecutive failures"
+                    );
+                    self.changes.notify();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Ok(Some(task)) = self.task.lock().map(|mut t| t.take()) {
+            task.abort();
+        }
+    }
+}
+
+/// Rewrites `grpc-timeout` with the time left now.
+fn refresh_timeout(request: &mut Request<Body>) {
+    let Some(CallDeadline(deadline)) = request.extensions().get::<CallDeadline>().copied() else {
+        return;
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if let Ok(value) = HeaderValue::from_str(&crate::timeout::format(left)) {
+        request
+            .headers_mut()
+            .insert(crate::timeout::GRPC_TIMEOUT, value);
+    }
+}
+
+/// Whether `code`, answered by an endpoint, counts against it for outlier detection: the
+/// codes of a server (or its proxy) in trouble, not of a request it judged.
+pub(crate) fn is_endpoint_failure(code: Code) -> bool {
+    matches!(code, Code::Unavailable | Code::Internal | Code::DataLoss)
+}
+
+// === impl Changes ===
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes(watch::channel(0).0)
+    }
+}
+
+impl Changes {
+    pub(crate) fn notify(&self) {
+        self.0
+            .send_modify(|version| *version = version.wrapping_add(1));
+    }
+}

@@ -1,0 +1,375 @@
+//! Circuit breakers, one per method of a channel, from the method's contract.
+//!
+//! A failing service that keeps receiving full traffic cannot recover, and its callers wait
+//! out a timeout per call. The breaker counts the outcomes of calls over a rolling window;
+//! once at least `minimum_requests` calls were made and the share of failures reached
+//! `failure_ratio`, it **opens**: calls fail at once with UNAVAILABLE (saying why and for
+//! how long) and nothing is sent. After `open_for` it lets **one probe** call through
+//! (half-open) — every other call still fails fast meanwhile; the probe's success closes
+//! the breaker with a fresh window, its failure opens it again.
+//!
+//! What counts: one logical call, after its retries (the breaker sits above the retry
+//! loop), failing with a code of a server in trouble — UNAVAILABLE, DEADLINE_EXCEEDED,
+//! INTERNAL, UNKNOWN, DATA_LOSS. App errors (NOT_FOUND, a failed precondition) are answers,
+//! not failures. RESOURCE_EXHAUSTED is left out on purpose: it is the server pacing this
+//! caller (rate limits carry a pushback the retry loop honours), and opening on it would
+//! turn a per-caller limit into an outage of every method.
+
+mod window;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+
+use crate::Code;
+use crate::contract::{BreakerPolicy, MethodContract};
+
+use window::Window;
+
+/// The state of a circuit breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    /// Calls go through; outcomes are counted.
+    Closed,
+    /// Calls fail fast.
+    Open,
+    /// One probe call is let through; the others fail fast.
+    HalfOpen,
+}
+
+/// The breakers of a channel's methods, made on first use. Every call looks its method up:
+/// reads take no lock (a new method copies the small map).
+#[derive(Debug, Default)]
+pub(crate) struct Breakers {
+    by_method: ArcSwap<HashMap<usize, Arc<Breaker>>>,
+    adding: Mutex<()>,
+}
+
+/// The breaker of one method.
+pub(crate) struct Breaker {
+    method: &'static MethodContract,
+    policy: &'static BreakerPolicy,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    state: State,
+    window: Window,
+}
+
+enum State {
+    Closed,
+    Open {
+        until: Instant,
+        calls: u32,
+        failures: u32,
+    },
+    HalfOpen {
+        probing: bool,
+    },
+}
+
+/// Leave to make one call; report its outcome with [`Permit::record`].
+pub(crate) struct Permit {
+    breaker: Arc<Breaker>,
+    probe: bool,
+    reported: bool,
+}
+
+/// A state change, to report to the observer (outside the breaker's lock).
+pub(crate) type Transition = (BreakerState, BreakerState);
+
+// === impl Breakers ===
+
+impl Breakers {
+    /// The breaker of `method`, if its contract has one.
+    pub(crate) fn get(&self, method: &'static MethodContract) -> Option<Arc<Breaker>> {
+        let policy = method.client.circuit_breaker.as_ref()?;
+        let key = std::ptr::from_ref(method) as usize;
+        if let Some(breaker) = self.by_method.load().get(&key) {
+            return Some(breaker.clone());
+        }
+        let _adding = self.adding.lock().ok()?;
+        let mut map = HashMap::clone(&self.by_method.load());
+        let breaker = map
+            .entry(key)
+            .or_insert_with(|| Arc::new(Breaker::new(method, policy, Instant::now())))
+            .clone();
+        self.by_method.store(Arc::new(map));
+        Some(breaker)
+    }
+}
+
+// === impl Breaker ===
+
+impl Breaker {
+    fn new(method: &'static MethodContract, policy: &'static BreakerPolicy, now: Instant) -> Self {
+        Breaker {
+            method,
+            policy,
+            inner: Mutex::new(Inner {
+                state: State::Closed,
+                window: Window::new(policy.window, now),
+            }),
+        }
+    }
+
+    /// Leave to call, or the message of a fast failure.
+    pub(crate) fn acquire(self: &Arc<Self>) -> (Result<Permit, String>, Option<Transition>) {
+        let now = Instant::now();
+        let Ok(mut inner) = self.inner.lock() else {
+            return (Ok(self.permit(false)), None);
+        };
+        match inner.state {
+            State::Closed => (Ok(self.permit(false)), None),
+            State::Open {
+                until,
+                calls,
+                failures,
+            } if now < until => (
+                Err(format!(
+                    "circuit breaker of {} is open: {failures} of the last {calls} calls failed; \
+                     next probe in {} ms",
+                    self.method.full_name(),
+                    (until - now).as_millis().max(1)
+                )),
+                None,
+            ),
+            State::Open { .. } => {
+                inner.state = State::HalfOpen { probing: true };
+                (
+                    Ok(self.permit(true)),
+                    Some((BreakerState::Open, BreakerState::HalfOpen)),
+                )
+            }
+            State::HalfOpen { probing: true } => (
+                Err(format!(
+                    "circuit breaker of {} is half-open: a probe call is in flight",
+                    self.method.full_name()
+                )),
+                None,
+            ),
+            State::HalfOpen { probing: false } => {
+                inner.state = State::HalfOpen { probing: true };
+                (Ok(self.permit(true)), None)
+            }
+        }
+    }
+
+    /// The current state.
+    pub(crate) fn state(&self) -> BreakerState {
+        match self.inner.lock().map(|i| match i.state {
+            State::Closed => BreakerState::Closed,
+            State::Open { .. } => BreakerState::Open,
+            State::HalfOpen { .. } => BreakerState::HalfOpen,
+        }) {
+            Ok(state) => state,
+            Err(_) => BreakerState::Closed,
+        }
+    }
+
+    fn permit(self: &Arc<Self>, probe: bool) -> Permit {
+        Permit {
+            breaker: self.clone(),
+            probe,
+            reported: false,
+        }
+    }
+
+    /// `failed`: `None` when the call says nothing (cancelled by its caller).
+    fn record(&self, probe: bool, failed: Option<bool>) -> Option<Transition> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().ok()?;
+        if probe {
+            return match failed {
+                None => {
+                    inner.state = State::HalfOpen { probing: false };
+                    None
+                }
+                Some(false) => {
+                    inner.state = State::Closed;
+                    inner.window.clear();
+                    Some((BreakerState::HalfOpen, BreakerState::Closed))
+                }
+                Some(true) => {
+                    inner.state = self.open(now, 1, 1);
+                    Some((BreakerState::HalfOpen, BreakerState::Open))
+                }
+            };
+        }
+        let (State::Closed, Some(failed)) = (&inner.state, failed) else {
+            // Late outcomes of calls let through before the breaker opened.
+            return None;
+        };
+        inner.window.record(now, failed);
+        let (calls, failures) = inner.window.totals(now);
+        let tripped = calls >= self.policy.minimum_requests.max(1)
+            && f64::from(failures) >= self.policy.failure_ratio * f64::from(calls);
+        if tripped && failures > 0 {
+            inner.state = self.open(now, calls, failures);
+            inner.window.clear();
+            return Some((BreakerState::Closed, BreakerState::Open));
+        }
+        None
+    }
+
+    fn open(&self, now: Instant, calls: u32, failures: u32) -> State {
+        State::Open {
+            until: now + self.policy.open_for.max(Duration::from_millis(1)),
+            calls,
+            failures,
+        }
+    }
+}
+
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("method", &self.method.full_name())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+// === impl Permit ===
+
+impl Permit {
+    /// Reports the call's code: whether it counts as a failure is decided here.
+    pub(crate) fn record(mut self, code: Code) -> Option<Transition> {
+        self.reported = true;
+        self.breaker.record(self.probe, Some(is_failure(code)))
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.reported {
+            // Cancelled: a probe's slot is freed for the next call.
+            self.breaker.record(self.probe, None);
+        }
+    }
+}
+
+/// Whether `code` counts as a failure of the service: see the module docs.
+pub(crate) fn is_failure(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Internal
+            | Code::Unknown
+            | Code::DataLoss
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{ClientPolicy, RpcKind};
+
+    static POLICY: BreakerPolicy = BreakerPolicy {
+        window: Duration::from_secs(10),
+        failure_ratio: 0.5,
+        minimum_requests: 4,
+        open_for: Duration::from_secs(5),
+    };
+
+    static METHOD: MethodContract = MethodContract {
+        service: "t.S",
+        method: "M",
+        path: "/t.S/M",
+        kind: RpcKind::Unary,
+        deadline: Some(Duration::from_secs(1)),
+        client: ClientPolicy {
+            timeout: None,
+            idempotent: true,
+            retry: None,
+            circuit_breaker: Some(BreakerPolicy {
+                window: Duration::from_secs(10),
+                failure_ratio: 0.5,
+                minimum_requests: 4,
+                open_for: Duration::from_secs(5),
+            }),
+        },
+    };
+
+    fn call(breaker: &Arc<Breaker>, code: Code) -> Result<Option<Transition>, String> {
+        let (permit, _) = breaker.acquire();
+        Ok(permit?.record(code))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_fails_fast_half_opens_and_closes() {
+        let breaker = Arc::new(Breaker::new(&METHOD, &POLICY, Instant::now()));
+        // Below the minimum: no matter the failures.
+        for _ in 0..3 {
+            assert_eq!(call(&breaker, Code::Unavailable), Ok(None));
+        }
+        // The fourth failure reaches the minimum, at a ratio of 1.
+        assert_eq!(
+            call(&breaker, Code::Unavailable),
+            Ok(Some((BreakerState::Closed, BreakerState::Open)))
+        );
+        let refused = call(&breaker, Code::Ok).expect_err("open");
+        assert!(
+            refused.contains("4 of the last 4 calls failed"),
+            "{refused}"
+        );
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let (probe, change) = breaker.acquire();
+        let probe = probe.expect("a probe after open_for");
+        assert_eq!(change, Some((BreakerState::Open, BreakerState::HalfOpen)));
+        assert!(
+            call(&breaker, Code::Ok)
+                .expect_err("one probe at a time")
+                .contains("half-open")
+        );
+        assert_eq!(
+            probe.record(Code::Ok),
+            Some((BreakerState::HalfOpen, BreakerState::Closed))
+        );
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_reopens_and_a_cancelled_one_frees_the_slot() {
+        let breaker = Arc::new(Breaker::new(&METHOD, &POLICY, Instant::now()));
+        for _ in 0..4 {
+            let _ = call(&breaker, Code::Internal);
+        }
+        assert_eq!(breaker.state(), BreakerState::Open);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let (probe, _) = breaker.acquire();
+        drop(probe.expect("probe"));
+        let (probe, _) = breaker.acquire();
+        assert_eq!(
+            probe
+                .expect("the cancelled probe's slot is free")
+                .record(Code::Unavailable),
+            Some((BreakerState::HalfOpen, BreakerState::Open))
+        );
+        assert!(call(&breaker, Code::Ok).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn app_errors_and_old_failures_do_not_open_it() {
+        let breaker = Arc::new(Breaker::new(&METHOD, &POLICY, Instant::now()));
+        for _ in 0..10 {
+            assert_eq!(call(&breaker, Code::NotFound), Ok(None));
+            assert_eq!(call(&breaker, Code::ResourceExhausted), Ok(None));
+        }
+        for _ in 0..3 {
+            let _ = call(&breaker, Code::Unavailable);
+        }
+        // Twenty answers and three failures: 3/23 < 0.5.
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        // The window forgot everything: the minimum is not reached by one failure.
+        assert_eq!(call(&breaker, Code::Unavailable), Ok(None));
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+}

@@ -1,0 +1,144 @@
+//! Building a [`Channel`]: discovery, security, and the knobs that are the channel's, not a
+//! method's (those come from the contract).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::Identity;
+use crate::client::balance::{Balance, LoadBalancing, OutlierDetection, Settings};
+use crate::client::breaker::Breakers;
+use crate::client::channel::{Channel, ChannelError, Inner};
+use crate::client::connector::Connector;
+use crate::client::discover::Discovery;
+use crate::client::observe::{NoObserver, Observer};
+use crate::client::retry::RetryBudget;
+use crate::tls::ClientTls;
+
+/// Connections per endpoint, at most: h2's per-connection lock is the reason for more than
+/// one, and a handful already removes it.
+const MAX_CONNECTIONS_PER_ENDPOINT: usize = 16;
+
+/// Builds a [`Channel`]; from [`Channel::builder`].
+#[must_use]
+pub struct Builder {
+    discovery: Discovery,
+    security: Option<Security>,
+    load_balancing: LoadBalancing,
+    outlier: OutlierDetection,
+    connections: usize,
+    budget: RetryBudget,
+    observer: Arc<dyn Observer>,
+}
+
+enum Security {
+    Plaintext,
+    Tls(ClientTls, Identity),
+}
+
+/// No security was chosen on the builder.
+#[derive(Debug, thiserror::Error)]
+#[error("no transport chosen: call tls(...), or insecure_plaintext() for tests")]
+struct NoTransport;
+
+// === impl Builder ===
+
+impl Builder {
+    pub(crate) fn new(discovery: Discovery) -> Self {
+        Builder {
+            discovery,
+            security: None,
+            load_balancing: LoadBalancing::default(),
+            outlier: OutlierDetection::default(),
+            connections: 1,
+            budget: RetryBudget::default(),
+            observer: Arc::new(NoObserver),
+        }
+    }
+
+    /// Mutual TLS, talking only to servers that prove the identity `server`.
+    pub fn tls(mut self, tls: &ClientTls, server: impl Into<Identity>) -> Self {
+        self.security = Some(Security::Tls(tls.clone(), server.into()));
+        self
+    }
+
+    /// Plaintext, checking no identity: for tests and local experiments only.
+    pub fn insecure_plaintext(mut self) -> Self {
+        self.security = Some(Security::Plaintext);
+        self
+    }
+
+    /// How endpoints are chosen (default: power of two choices on outstanding requests).
+    pub fn load_balancing(mut self, load_balancing: LoadBalancing) -> Self {
+        self.load_balancing = load_balancing;
+        self
+    }
+
+    /// When failing endpoints are ejected (default: [`OutlierDetection::default`]).
+    pub fn outlier_detection(mut self, outlier: OutlierDetection) -> Self {
+        self.outlier = outlier;
+        self
+    }
+
+    /// HTTP/2 connections per endpoint (default 1, at most 16).
+    pub fn connections_per_endpoint(mut self, connections: usize) -> Self {
+        self.connections = connections.clamp(1, MAX_CONNECTIONS_PER_ENDPOINT);
+        self
+    }
+
+    /// The retry budget shared by all methods of the channel (default: gRPC's token bucket
+    /// of 10 tokens, 0.1 per success).
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Receives the channel's events, for metrics.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The channel. Nothing connects until the first call.
+    ///
+    /// # Errors
+    /// No security chosen, or the TLS configuration cannot be made.
+    pub fn build(self) -> Result<Channel, ChannelError> {
+        let target = self.discovery.authority().to_owned();
+        let connector = match self.security {
+            None => return Err(ChannelError::new(target, NoTransport)),
+            Some(Security::Plaintext) => Connector::plaintext(),
+            Some(Security::Tls(tls, server)) => {
+                let config = tls
+                    .config_for(server)
+                    .map_err(|e| ChannelError::new(target.clone(), e))?;
+                Connector::tls(config, tls.handshakes().clone())
+            }
+        };
+        let host = self.discovery.authority.host().to_owned();
+        let settings = Settings {
+            policy: self.load_balancing,
+            outlier: self.outlier,
+            connections: self.connections,
+            connector: connector.with_server_name(&host),
+            observer: self.observer.clone(),
+        };
+        Ok(Channel {
+            inner: Arc::new(Inner {
+                balance: Balance::new(self.discovery, settings),
+                breakers: Breakers::default(),
+                budget: self.budget,
+                observer: self.observer,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("discovery", &self.discovery)
+            .field("load_balancing", &self.load_balancing)
+            .field("connections", &self.connections)
+            .finish_non_exhaustive()
+    }
+}

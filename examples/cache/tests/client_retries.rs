@@ -1,0 +1,359 @@
+//! Retries from the method's contract, against real servers on loopback: never more than
+//! five attempts, never past the deadline, never beyond the budget; a server's pushback
+//! paces them; a method that is not idempotent is retried only when its request provably
+//! never reached a server.
+
+mod client_support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use client_support::{Backend, Mode, Recorder, contract, request, retry, serve_at};
+use herald::client::observe::{AttemptEvent, Next, Observer};
+use herald::client::{Channel, Discovery, RetryBudget, Update};
+use herald::contract::{ClientPolicy, MethodContract};
+use herald::limits::Limits;
+use herald::server::RunningServer;
+use herald::{CallError, Code, Context, Server};
+use herald_example_cache::accounts::accounts_server::AccountsServer;
+use herald_example_cache::accounts::{Account, AccountsError};
+use tokio::time::Instant;
+
+/// Asks for ten attempts: the runtime allows five.
+static TEN_ATTEMPTS: MethodContract = contract(
+    2000,
+    ClientPolicy {
+        timeout: None,
+        idempotent: true,
+        retry: retry(10, 1, 5, &[Code::Unavailable]),
+        circuit_breaker: None,
+    },
+);
+
+/// Five attempts of slow failures do not fit in its 300 ms.
+static SHORT_DEADLINE: MethodContract = contract(
+    300,
+    ClientPolicy {
+        timeout: None,
+        idempotent: true,
+        retry: retry(5, 100, 100, &[Code::Unavailable]),
+        circuit_breaker: None,
+    },
+);
+
+static THREE_ATTEMPTS: MethodContract = contract(
+    1000,
+    ClientPolicy {
+        timeout: None,
+        idempotent: true,
+        retry: retry(3, 1, 2, &[Code::Unavailable]),
+        circuit_breaker: None,
+    },
+);
+
+/// Retries RESOURCE_EXHAUSTED after at most 1 ms of backoff — unless the server says more.
+static RATE_LIMITED: MethodContract = contract(
+    1000,
+    ClientPolicy {
+        timeout: None,
+        idempotent: true,
+        retry: retry(3, 1, 1, &[Code::ResourceExhausted]),
+        circuit_breaker: None,
+    },
+);
+
+static NOT_IDEMPOTENT: MethodContract = contract(
+    1000,
+    ClientPolicy {
+        timeout: None,
+        idempotent: false,
+        retry: retry(3, 1, 5, &[Code::Unavailable]),
+        circuit_breaker: None,
+    },
+);
+
+fn channel(discovery: Discovery, budget: RetryBudget, observer: Arc<dyn Observer>) -> Channel {
+    Channel::builder(discovery)
+        .insecure_plaintext()
+        .retry_budget(budget)
+        .observer(observer)
+        .build()
+        .expect("channel")
+}
+
+fn to(server: &RunningServer) -> Discovery {
+    Discovery::fixed([server.local_addr()]).expect("discovery")
+}
+
+async fn call(
+    channel: &Channel,
+    method: &'static MethodContract,
+) -> Result<Account, CallError<AccountsError>> {
+    channel
+        .unary::<_, Account, AccountsError>(&Context::background(), method, request())
+        .await
+}
+
+/// An address where nothing listens.
+fn dead_address() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+#[tokio::test]
+async fn attempts_never_exceed_five_whatever_the_contract_says() {
+    let backend = Backend::new("b");
+    backend.set_mode(Mode::Unavailable);
+    let server = serve_at("127.0.0.1:0", backend.clone()).await;
+    let recorder = Arc::new(Recorder::default());
+    let channel = channel(
+        to(&server),
+        RetryBudget::token_bucket(1000, 1.0),
+        recorder.clone(),
+    );
+    let error = call(&channel, &TEN_ATTEMPTS)
+        .await
+        .expect_err("always failing");
+    assert_eq!(error.code(), Code::Unavailable);
+    assert_eq!(backend.calls(), 5);
+    let attempts = recorder.attempts();
+    assert_eq!(
+        attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(attempts[4].next, Next::AttemptsExhausted);
+    assert_eq!(recorder.calls()[0].attempts, 5);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn retries_never_go_past_the_deadline() {
+    let backend = Backend::new("b");
+    backend.set_mode(Mode::Unavailable);
+    backend.set_delay(Duration::from_millis(80));
+    let server = serve_at("127.0.0.1:0", backend.clone()).await;
+    let recorder = Arc::new(Recorder::default());
+    let channel = channel(to(&server), RetryBudget::default(), recorder.clone());
+    for _ in 0..3 {
+        let start = Instant::now();
+        let before = backend.calls();
+        let error = call(&channel, &SHORT_DEADLINE).await.expect_err("failing");
+        let elapsed = start.elapsed();
+        assert!(
+            matches!(error.code(), Code::DeadlineExceeded | Code::Unavailable),
+            "{error}"
+        );
+        assert!(elapsed < Duration::from_millis(360), "{elapsed:?}");
+        let deadline = start + Duration::from_millis(300);
+        let arrivals = backend.arrivals();
+        assert!(
+            arrivals[before..].iter().all(|at| *at < deadline),
+            "an attempt started after the deadline"
+        );
+        // Nothing arrives later either: no attempt outlives its call.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let made = backend.calls() - before;
+        assert!((1..5).contains(&made), "{made} attempts in 300 ms");
+    }
+    // Each attempt gave up for a reason the observer saw: time, not attempts.
+    assert!(
+        recorder
+            .attempts()
+            .iter()
+            .all(|a| a.next != Next::AttemptsExhausted)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_retry_budget_stops_retrying_a_failing_service_until_it_recovers() {
+    let backend = Backend::new("b");
+    backend.set_mode(Mode::Unavailable);
+    let server = serve_at("127.0.0.1:0", backend.clone()).await;
+    let recorder = Arc::new(Recorder::default());
+    // gRPC's bucket: 10 tokens, a failure takes 1, a success gives 0.1, retries while > 5.
+    let channel = channel(
+        to(&server),
+        RetryBudget::token_bucket(10, 0.1),
+        recorder.clone(),
+    );
+    for _ in 0..20 {
+        call(&channel, &THREE_ATTEMPTS).await.expect_err("failing");
+    }
+    // 20 first attempts, and retries only while a failure leaves more than 5 tokens: two
+    // in the first call (9 and 8 left), one in the second (6 left), then none.
+    assert_eq!(backend.calls(), 23);
+    assert_eq!(channel.retry_budget().tokens(), 0);
+    let throttled = recorder
+        .attempts()
+        .iter()
+        .filter(|a| a.next == Next::Throttled)
+        .count();
+    assert_eq!(
+        throttled, 19,
+        "the second call's second attempt, and each later call"
+    );
+
+    // Successes refill it, a tenth of a token each: after 70, the bucket holds 7 and one
+    // failing call may retry once more.
+    backend.set_mode(Mode::Ok);
+    for _ in 0..70 {
+        call(&channel, &THREE_ATTEMPTS).await.expect("healthy");
+    }
+    assert_eq!(channel.retry_budget().tokens(), 7);
+    backend.set_mode(Mode::Unavailable);
+    let before = backend.calls();
+    call(&channel, &THREE_ATTEMPTS).await.expect_err("failing");
+    assert_eq!(backend.calls() - before, 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_pushback_replaces_the_backoff() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("limits.yaml");
+    // 5/s, no burst: a second call right after the first is refused with a pushback of
+    // about 200 ms.
+    std::fs::write(
+        &path,
+        "limits:\n  accounts.Accounts:\n    default:\n      rate_acls: { unauthenticated: 5 }\n",
+    )
+    .expect("write");
+    let backend = Backend::new("b");
+    let server = Server::builder()
+        .insecure_plaintext()
+        .limits(Limits::from_file(&path).expect("limits"))
+        .add_service(AccountsServer::new(backend.clone()))
+        .bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let recorder = Arc::new(Recorder::default());
+    let channel = channel(to(&server), RetryBudget::default(), recorder.clone());
+    call(&channel, &RATE_LIMITED)
+        .await
+        .expect("within the rate");
+    let start = Instant::now();
+    call(&channel, &RATE_LIMITED)
+        .await
+        .expect("retried after the pushback");
+    let elapsed = start.elapsed();
+    let attempts = recorder.attempts();
+    let refused: Vec<&AttemptEvent> = attempts
+        .iter()
+        .filter(|a| a.code == Code::ResourceExhausted)
+        .collect();
+    assert!(!refused.is_empty());
+    for attempt in &refused {
+        let Next::Retry(delay) = attempt.next else {
+            panic!("not retried: {attempt:?}");
+        };
+        // The contract's backoff is at most 1 ms: a longer wait is the server's.
+        assert!(
+            delay >= Duration::from_millis(50) && delay <= Duration::from_millis(250),
+            "{delay:?}"
+        );
+    }
+    assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
+    assert_eq!(
+        backend.calls(),
+        2,
+        "refused attempts never reached the handler"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_non_idempotent_call_is_not_retried_once_a_server_had_it() {
+    let backend = Backend::new("b");
+    backend.set_mode(Mode::Unavailable);
+    let server = serve_at("127.0.0.1:0", backend.clone()).await;
+    let recorder = Arc::new(Recorder::default());
+    let channel = channel(to(&server), RetryBudget::default(), recorder.clone());
+    let error = call(&channel, &NOT_IDEMPOTENT).await.expect_err("failing");
+    assert_eq!(error.code(), Code::Unavailable);
+    assert!(!error.is_local());
+    assert_eq!(backend.calls(), 1, "the handler ran: no second attempt");
+    assert_eq!(recorder.attempts()[0].next, Next::Done);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_non_idempotent_call_that_never_left_is_retried() {
+    // Nothing listens: every attempt fails before any server sees it.
+    let recorder = Arc::new(Recorder::default());
+    let channel = channel(
+        Discovery::fixed([dead_address()]).expect("discovery"),
+        RetryBudget::default(),
+        recorder.clone(),
+    );
+    let error = call(&channel, &NOT_IDEMPOTENT)
+        .await
+        .expect_err("nothing listens");
+    assert_eq!(error.code(), Code::Unavailable);
+    assert!(error.is_local(), "{error}");
+    assert!(error.message().contains("no endpoint of"), "{error}");
+    assert!(error.message().contains("refused"), "{error}");
+    let attempts = recorder.attempts();
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    assert!(attempts.iter().all(|a| a.unsent));
+}
+
+/// Switches discovery to the live endpoint when the first attempt fails, and waits until
+/// the channel has it (a test may block; an observer in production must not).
+struct SwitchOnFailure {
+    updates: tokio::sync::mpsc::UnboundedSender<Update>,
+    live: SocketAddr,
+    channel: OnceLock<Channel>,
+    attempts: std::sync::Mutex<Vec<AttemptEvent>>,
+}
+
+impl Observer for SwitchOnFailure {
+    fn attempt(&self, event: &AttemptEvent) {
+        self.attempts.lock().expect("lock").push(event.clone());
+        if event.attempt == 1 && event.unsent {
+            // Sent from a thread outside the runtime, so that the discovery task wakes on
+            // the other worker while this one waits.
+            let (updates, live) = (self.updates.clone(), self.live);
+            std::thread::spawn(move || updates.send(Ok(vec![live])).expect("update"))
+                .join()
+                .expect("send");
+            let channel = self.channel.get().expect("channel set");
+            let end = std::time::Instant::now() + Duration::from_secs(2);
+            while channel.endpoints() != [self.live] && std::time::Instant::now() < end {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_idempotent_call_that_never_left_succeeds_on_the_next_endpoint() {
+    let backend = Backend::new("b");
+    let server = serve_at("127.0.0.1:0", backend.clone()).await;
+    let (updates, rx) = tokio::sync::mpsc::unbounded_channel();
+    updates.send(Ok(vec![dead_address()])).expect("first set");
+    let observer = Arc::new(SwitchOnFailure {
+        updates,
+        live: server.local_addr(),
+        channel: OnceLock::new(),
+        attempts: Default::default(),
+    });
+    let discovery = Discovery::from_stream(
+        "accounts.test",
+        tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+    )
+    .expect("discovery");
+    let channel = channel(discovery, RetryBudget::default(), observer.clone());
+    assert!(observer.channel.set(channel.clone()).is_ok());
+    let account = call(&channel, &NOT_IDEMPOTENT)
+        .await
+        .expect("the second attempt reaches the live endpoint");
+    assert_eq!(account.name, "b");
+    assert_eq!(backend.calls(), 1);
+    let attempts = observer.attempts.lock().expect("lock").clone();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(attempts[0].unsent && matches!(attempts[0].next, Next::Retry(_)));
+    assert_eq!(attempts[1].code, Code::Ok);
+    server.shutdown().await;
+}
