@@ -212,6 +212,28 @@ async fn every_page_answers_with_its_content() {
     ] {
         assert!(metrics.contains(series), "missing {series:?} in\n{metrics}");
     }
+    // Client metrics of the channels in this process (Cache calling Accounts): process-wide,
+    // so other tests' calls may add to them: present and counted, not exact.
+    let client_ok = metrics
+        .lines()
+        .find(|l| l.starts_with("herald_client_calls_total{service=\"accounts.Accounts\",method=\"GetByToken\",code=\"OK\"}"))
+        .unwrap_or_else(|| panic!("no client call series in\n{metrics}"));
+    assert!(
+        client_ok
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            >= Some(1),
+        "{client_ok}"
+    );
+    assert!(metrics.contains("herald_client_call_duration_seconds_count{service=\"accounts.Accounts\",method=\"GetByToken\"}"));
+    assert!(metrics.contains("herald_client_attempts_total{service=\"accounts.Accounts\",method=\"GetByToken\",code=\"OK\"}"));
+    assert_eq!(
+        metrics.matches("# EOF").count(),
+        1,
+        "one exposition, one EOF"
+    );
+
     // The latency histogram has its 14 bounds plus +Inf for every method.
     let get_buckets = metrics
         .lines()

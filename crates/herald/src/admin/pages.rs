@@ -57,13 +57,12 @@ pub(crate) fn index() -> Reply {
 }
 
 pub(crate) fn metrics(state: &AdminState) -> Reply {
-    let mut body = String::new();
-    if prometheus_client::encoding::text::encode(&mut body, &state.registry).is_err() {
+    let Ok(body) = crate::observe::encode_all(&state.registry) else {
         return text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot encode the metrics\n",
         );
-    }
+    };
     respond(
         StatusCode::OK,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",

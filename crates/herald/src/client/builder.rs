@@ -10,7 +10,7 @@ use crate::client::breaker::Breakers;
 use crate::client::channel::{Channel, ChannelError, Inner};
 use crate::client::connector::Connector;
 use crate::client::discover::Discovery;
-use crate::client::observe::{NoObserver, Observer};
+use crate::client::observe::Observer;
 use crate::client::retry::RetryBudget;
 use crate::tls::ClientTls;
 
@@ -51,7 +51,8 @@ impl Builder {
             outlier: OutlierDetection::default(),
             connections: 1,
             budget: RetryBudget::default(),
-            observer: Arc::new(NoObserver),
+            // Every channel feeds the process's Prometheus client metrics unless told otherwise.
+            observer: crate::observe::client_metrics(),
         }
     }
 

@@ -122,9 +122,3 @@ pub struct EndpointsEvent<'a> {
     /// Endpoints ejected by outlier detection.
     pub ejected: usize,
 }
-
-/// The observer of a channel built without one.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct NoObserver;
-
-impl Observer for NoObserver {}

@@ -22,7 +22,6 @@ fn callees() -> &'static Callees {
     CALLEES.get_or_init(ArcSwap::default)
 }
 
-#[allow(dead_code, reason = "called by the client runtime, being wired in")]
 /// Notes one call to `service`, whose server proves `identity` (when the channel checks one).
 pub(crate) fn note_call(service: &'static str, identity: Option<&str>) {
     let callee = match callees().load().get(service) {

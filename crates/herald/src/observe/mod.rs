@@ -1,6 +1,7 @@
 //! Observability with no code from the service's author: metrics in Prometheus' text format,
 //! a structured access log, and the service dependency graph.
 
+pub mod client_metrics;
 pub(crate) mod deps;
 pub(crate) mod histogram;
 pub mod logging;
@@ -8,6 +9,7 @@ pub(crate) mod server_collector;
 pub(crate) mod server_metrics;
 pub mod trace;
 
+pub use client_metrics::{ClientMetrics, client_metrics};
 pub use logging::{LogControl, LogError, LogFormat};
 pub use trace::{Tracing, TracingConfig, TracingError};
 
@@ -24,4 +26,13 @@ pub(crate) fn register_build_info(registry: &mut Registry) {
         ),
     ]);
     registry.register("herald_build", "The herald version serving", info);
+}
+
+/// A server's metrics followed by the process's client metrics, as one exposition.
+pub(crate) fn encode_all(server: &Registry) -> Result<String, std::fmt::Error> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode_registry(&mut text, server)?;
+    client_metrics().encode_into(&mut text)?;
+    prometheus_client::encoding::text::encode_eof(&mut text)?;
+    Ok(text)
 }

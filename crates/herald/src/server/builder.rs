@@ -385,10 +385,8 @@ impl RunningServer {
 
     /// The server's metrics in Prometheus' text exposition format (what `/metrics` serves).
     pub fn metrics_text(&self) -> String {
-        let mut text = String::new();
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
+        crate::observe::encode_all(&self.registry).unwrap_or_default()
     }
 
     /// The state of the limits: reloads applied and refused, the last error.

@@ -1,0 +1,246 @@
+//! Client metrics for every channel of the process, from the client's observer hook: calls
+//! and attempts by method and code, retries by reason, breaker transitions, endpoints per
+//! target, call latency. Each series is resolved once and cached by static keys, so a call
+//! bumps atomics without formatting a label or taking a lock.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::Code;
+use crate::client::observe::{
+    AttemptEvent, BreakerEvent, CallEvent, EndpointsEvent, Next, Observer,
+};
+use crate::contract::MethodContract;
+use crate::observe::deps;
+use crate::observe::histogram::LatencyHistogram;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    service: &'static str,
+    method: &'static str,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    service: &'static str,
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    service: &'static str,
+    method: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    target: String,
+    state: &'static str,
+}
+
+/// The process's client metrics (one registry, shared by every channel).
+#[derive(Debug)]
+pub struct ClientMetrics {
+    registry: Registry,
+    calls: Family<CodeLabels, Counter>,
+    attempts: Family<CodeLabels, Counter>,
+    retries: Family<ReasonLabels, Counter>,
+    breaker: Family<ReasonLabels, Counter>,
+    endpoints: Family<EndpointLabels, Gauge>,
+    latency: Family<MethodLabels, LatencyHistogram>,
+    call_cache: Cache<(usize, Code), Counter>,
+    attempt_cache: Cache<(usize, Code), Counter>,
+    latency_cache: Cache<usize, LatencyHistogram>,
+}
+
+/// Metric handles by a static key, copied on insert: lock-free reads.
+#[derive(Debug)]
+struct Cache<K, V>(ArcSwap<HashMap<K, V>>);
+
+/// The process's client metrics, made on first use.
+pub fn client_metrics() -> Arc<ClientMetrics> {
+    static METRICS: OnceLock<Arc<ClientMetrics>> = OnceLock::new();
+    METRICS
+        .get_or_init(|| Arc::new(ClientMetrics::new()))
+        .clone()
+}
+
+// === impl ClientMetrics ===
+
+impl ClientMetrics {
+    fn new() -> ClientMetrics {
+        let mut metrics = ClientMetrics {
+            registry: Registry::default(),
+            calls: Family::default(),
+            attempts: Family::default(),
+            retries: Family::default(),
+            breaker: Family::default(),
+            endpoints: Family::default(),
+            latency: Family::default(),
+            call_cache: Cache(ArcSwap::default()),
+            attempt_cache: Cache(ArcSwap::default()),
+            latency_cache: Cache(ArcSwap::default()),
+        };
+        let client = metrics.registry.sub_registry_with_prefix("herald_client");
+        client.register(
+            "calls",
+            "Calls made, by method and final code (after retries)",
+            metrics.calls.clone(),
+        );
+        client.register(
+            "attempts",
+            "Attempts made, by method and code",
+            metrics.attempts.clone(),
+        );
+        client.register(
+            "retries",
+            "Retries decided, and retries given up, by reason",
+            metrics.retries.clone(),
+        );
+        client.register(
+            "breaker_transitions",
+            "Circuit breaker state changes, by the state entered",
+            metrics.breaker.clone(),
+        );
+        client.register(
+            "endpoints",
+            "Endpoints of each target, by state",
+            metrics.endpoints.clone(),
+        );
+        client.register(
+            "call_duration_seconds",
+            "Time a call took, retries included",
+            metrics.latency.clone(),
+        );
+        metrics
+    }
+
+    /// The metrics in Prometheus' text format, without the closing `# EOF`.
+    pub(crate) fn encode_into(&self, out: &mut String) -> std::fmt::Result {
+        prometheus_client::encoding::text::encode_registry(out, &self.registry)
+    }
+}
+
+fn key(method: &'static MethodContract) -> usize {
+    std::ptr::from_ref(method) as usize
+}
+
+impl Observer for ClientMetrics {
+    fn attempt(&self, event: &AttemptEvent) {
+        let m = event.method;
+        self.attempt_cache
+            .get((key(m), event.code), || {
+                self.attempts
+                    .get_or_create(&code_labels(m, event.code))
+                    .clone()
+            })
+            .inc();
+        let reason = match event.next {
+            Next::Done => return,
+            Next::Retry(_) => "retried",
+            Next::AttemptsExhausted => "attempts_exhausted",
+            Next::Throttled => "budget_exhausted",
+            Next::NoTimeLeft => "no_time_left",
+            Next::PushedBack => "pushed_back",
+            #[allow(unreachable_patterns, reason = "Next is non-exhaustive")]
+            _ => "other",
+        };
+        // Rare next to attempts: the family lookup is fine here.
+        self.retries
+            .get_or_create(&ReasonLabels {
+                service: m.service,
+                method: m.method,
+                reason,
+            })
+            .inc();
+    }
+
+    fn call(&self, event: &CallEvent) {
+        let m = event.method;
+        self.call_cache
+            .get((key(m), event.code), || {
+                self.calls
+                    .get_or_create(&code_labels(m, event.code))
+                    .clone()
+            })
+            .inc();
+        self.latency_cache
+            .get(key(m), || {
+                self.latency
+                    .get_or_create(&MethodLabels {
+                        service: m.service,
+                        method: m.method,
+                    })
+                    .clone()
+            })
+            .observe(event.latency);
+        deps::note_call(m.service, None);
+    }
+
+    fn breaker(&self, event: &BreakerEvent) {
+        let m = event.method;
+        let to = match event.to {
+            crate::client::BreakerState::Closed => "closed",
+            crate::client::BreakerState::Open => "open",
+            crate::client::BreakerState::HalfOpen => "half_open",
+        };
+        self.breaker
+            .get_or_create(&ReasonLabels {
+                service: m.service,
+                method: m.method,
+                reason: to,
+            })
+            .inc();
+    }
+
+    fn endpoints(&self, event: &EndpointsEvent<'_>) {
+        for (state, n) in [
+            ("total", event.total),
+            ("ready", event.ready),
+            ("ejected", event.ejected),
+        ] {
+            let labels = EndpointLabels {
+                target: event.service.to_owned(),
+                state,
+            };
+            self.endpoints
+                .get_or_create(&labels)
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+fn code_labels(m: &'static MethodContract, code: Code) -> CodeLabels {
+    CodeLabels {
+        service: m.service,
+        method: m.method,
+        code: code.name(),
+    }
+}
+
+// === impl Cache ===
+
+impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
+    fn get(&self, key: K, make: impl FnOnce() -> V) -> V {
+        if let Some(value) = self.0.load().get(&key) {
+            return value.clone();
+        }
+        let value = make();
+        self.0.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.entry(key.clone()).or_insert_with(|| value.clone());
+            map
+        });
+        value
+    }
+}
