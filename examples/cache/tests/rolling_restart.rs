@@ -9,10 +9,10 @@ use std::time::Duration;
 use herald::client::{Channel, Discovery};
 use herald::server::RunningServer;
 use herald::{Context, Server};
+use herald_example_cache::AccountsService;
+use herald_example_cache::accounts::GetByTokenRequest;
 use herald_example_cache::accounts::accounts_client::AccountsClient;
 use herald_example_cache::accounts::accounts_server::AccountsServer;
-use herald_example_cache::accounts::GetByTokenRequest;
-use herald_example_cache::AccountsService;
 
 async fn backend(addr: &str) -> RunningServer {
     Server::builder()
@@ -44,7 +44,15 @@ async fn restarting_one_of_two_backends_under_load_fails_no_call() {
             let (mut ok, mut failures) = (0u32, Vec::new());
             let end = tokio::time::Instant::now() + Duration::from_secs(3);
             while tokio::time::Instant::now() < end {
-                match accounts.get_by_token(&Context::background(), GetByTokenRequest { token: "tok-bob".into() }).await {
+                match accounts
+                    .get_by_token(
+                        &Context::background(),
+                        GetByTokenRequest {
+                            token: "tok-bob".into(),
+                        },
+                    )
+                    .await
+                {
                     Ok(_) => ok += 1,
                     Err(e) => failures.push(e.to_string()),
                 }
@@ -64,12 +72,18 @@ async fn restarting_one_of_two_backends_under_load_fails_no_call() {
     let mut served = 0;
     for task in load {
         let (ok, failures) = task.await.expect("load task");
-        assert!(failures.is_empty(), "calls failed during the rolling restart: {failures:?}");
+        assert!(
+            failures.is_empty(),
+            "calls failed during the rolling restart: {failures:?}"
+        );
         served += ok;
     }
     assert!(served > 500, "only {served} calls in 3 s");
     // The restarted backend is back in the rotation.
-    assert!(a_again.stats().connections_accepted() >= 1, "the client never came back to the restarted backend");
+    assert!(
+        a_again.stats().connections_accepted() >= 1,
+        "the client never came back to the restarted backend"
+    );
     a_again.shutdown().await;
     b.shutdown().await;
 }
