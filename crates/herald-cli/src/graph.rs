@@ -11,13 +11,31 @@ use hyper_util::rt::TokioIo;
 use crate::cli::GraphArgs;
 
 pub(crate) async fn run(args: GraphArgs) -> anyhow::Result<()> {
-    // (from, to) → calls; the callee's own count wins over the caller's.
-    let mut edges: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut all = Vec::new();
     for admin in &args.admins {
-        let deps = fetch_deps(admin)
-            .await
-            .with_context(|| format!("reading {admin}/deps"))?;
-        let node = name(&deps);
+        all.push(
+            fetch_deps(admin)
+                .await
+                .with_context(|| format!("reading {admin}/deps"))?,
+        );
+    }
+    // A called service is drawn as the node that serves it, when one of the endpoints does.
+    let node_of: BTreeMap<String, String> = all
+        .iter()
+        .flat_map(|deps| {
+            let node = name(deps);
+            deps["serves"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str())
+                .map(move |s| (s.to_owned(), node.clone()))
+        })
+        .collect();
+    // (from, to) → calls; the callee's own count (its callers) wins over the caller's.
+    let mut edges: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for deps in &all {
+        let node = name(deps);
         for caller in deps["callers"].as_array().into_iter().flatten() {
             let calls: u64 = caller["methods"]
                 .as_object()
@@ -28,14 +46,18 @@ pub(crate) async fn run(args: GraphArgs) -> anyhow::Result<()> {
             let from = caller["identity"].as_str().unwrap_or("unknown").to_owned();
             edges.insert((from, node.clone()), calls);
         }
+    }
+    for deps in &all {
+        let node = name(deps);
         for callee in deps["callees"].as_array().into_iter().flatten() {
-            let to = callee["identity"]
-                .as_str()
-                .or(callee["service"].as_str())
-                .unwrap_or("unknown")
-                .to_owned();
-            let calls = callee["calls"].as_u64().unwrap_or(0);
-            edges.entry((node.clone(), to)).or_insert(calls);
+            let service = callee["service"].as_str().unwrap_or("unknown");
+            let to = node_of
+                .get(service)
+                .cloned()
+                .unwrap_or_else(|| service.to_owned());
+            edges
+                .entry((node.clone(), to))
+                .or_insert(callee["calls"].as_u64().unwrap_or(0));
         }
     }
     let dot = to_dot(&edges);

@@ -202,9 +202,9 @@ pub(crate) fn deps(state: &AdminState) -> Reply {
                 .insert(method.method.contract.full_name().to_owned(), json!(calls));
         }
     }
-    let callees: Vec<_> = deps::snapshot()
+    let callees: Vec<_> = deps::callees_of(&state.services)
         .into_iter()
-        .map(|(service, identity, calls)| json!({ "service": service, "identity": identity, "calls": calls }))
+        .map(|(service, calls)| json!({ "service": service, "calls": calls }))
         .collect();
     json(&json!({
         "identity": state.tls.as_ref().map(|t| t.identity().to_string()),

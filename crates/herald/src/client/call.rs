@@ -187,6 +187,8 @@ impl Channel {
     {
         let started = Instant::now();
         let inner = &self.inner;
+        // Who calls whom, for /deps: the service whose handler made this call, if any.
+        crate::observe::deps::note_call(ctx.method().map(|m| m.service), method.service);
         let deadline = match self.deadline(ctx, method) {
             Ok(deadline) => deadline,
             Err(error) => {

@@ -19,7 +19,6 @@ use crate::client::observe::{
     AttemptEvent, BreakerEvent, CallEvent, EndpointsEvent, Next, Observer,
 };
 use crate::contract::MethodContract;
-use crate::observe::deps;
 use crate::observe::histogram::LatencyHistogram;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -184,7 +183,6 @@ impl Observer for ClientMetrics {
                     .clone()
             })
             .observe(event.latency);
-        deps::note_call(m.service, None);
     }
 
     fn breaker(&self, event: &BreakerEvent) {

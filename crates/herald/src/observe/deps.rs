@@ -1,6 +1,7 @@
-//! What this process calls: each client call notes its service (and the identity the
-//! channel demands of the server), so `/deps` can list callees beside callers. Lock-free on
-//! the call path after a service's first call.
+//! Who calls whom: each client call made with a handler's [`Context`](crate::Context) notes
+//! (the handler's service, the called service), so a server's `/deps` lists exactly the
+//! services its own handlers call — even when one process hosts several servers. Lock-free on
+//! the call path after a pair's first call.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,53 +9,41 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
-/// Calls made to one service.
-#[derive(Debug, Default)]
-pub(crate) struct Callee {
-    pub(crate) identity: OnceLock<String>,
-    pub(crate) calls: AtomicU64,
+/// (calling service, or `""` outside any handler; called service) → calls.
+type Pairs = ArcSwap<HashMap<(&'static str, &'static str), Arc<AtomicU64>>>;
+
+fn pairs() -> &'static Pairs {
+    static PAIRS: OnceLock<Pairs> = OnceLock::new();
+    PAIRS.get_or_init(ArcSwap::default)
 }
 
-type Callees = ArcSwap<HashMap<&'static str, Arc<Callee>>>;
-
-fn callees() -> &'static Callees {
-    static CALLEES: OnceLock<Callees> = OnceLock::new();
-    CALLEES.get_or_init(ArcSwap::default)
-}
-
-/// Notes one call to `service`, whose server proves `identity` (when the channel checks one).
-pub(crate) fn note_call(service: &'static str, identity: Option<&str>) {
-    let callee = match callees().load().get(service) {
-        Some(callee) => callee.clone(),
+/// Notes one call from a handler of `from` (None: not from a handler) to `to`.
+pub(crate) fn note_call(from: Option<&'static str>, to: &'static str) {
+    let key = (from.unwrap_or(""), to);
+    let counter = match pairs().load().get(&key) {
+        Some(counter) => counter.clone(),
         None => {
-            let fresh = Arc::new(Callee::default());
-            callees().rcu(|map| {
+            let fresh = Arc::new(AtomicU64::new(0));
+            pairs().rcu(|map| {
                 let mut map = HashMap::clone(map);
-                map.entry(service).or_insert_with(|| fresh.clone());
+                map.entry(key).or_insert_with(|| fresh.clone());
                 map
             });
-            callees().load().get(service).cloned().unwrap_or(fresh)
+            pairs().load().get(&key).cloned().unwrap_or(fresh)
         }
     };
-    if let Some(identity) = identity {
-        let _ = callee.identity.set(identity.to_owned());
-    }
-    callee.calls.fetch_add(1, Ordering::Relaxed);
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Every service called so far: (service, server identity, calls).
-pub(crate) fn snapshot() -> Vec<(&'static str, Option<String>, u64)> {
-    let mut all: Vec<_> = callees()
-        .load()
-        .iter()
-        .map(|(service, callee)| {
-            (
-                *service,
-                callee.identity.get().cloned(),
-                callee.calls.load(Ordering::Relaxed),
-            )
-        })
-        .collect();
+/// The services called by handlers of `services`: (called service, calls), summed.
+pub(crate) fn callees_of(services: &[&'static str]) -> Vec<(&'static str, u64)> {
+    let mut sums: HashMap<&'static str, u64> = HashMap::new();
+    for ((from, to), calls) in pairs().load().iter() {
+        if services.contains(from) {
+            *sums.entry(to).or_default() += calls.load(Ordering::Relaxed);
+        }
+    }
+    let mut all: Vec<_> = sums.into_iter().collect();
     all.sort();
     all
 }
