@@ -1,5 +1,6 @@
 //! A two-hop call (client → Cache → Accounts) is one trace: a real OTLP receiver (grpcio +
-//! opentelemetry-proto, in Python) gets the parent and the child span with one trace id.
+//! opentelemetry-proto, in Python) gets the client and server spans of both hops, chained,
+//! with one trace id.
 
 mod support;
 
@@ -70,7 +71,7 @@ async fn a_two_hop_call_is_one_trace_at_a_real_otlp_receiver() {
     tracing.flush().await.expect("flush spans");
 
     let mut spans = Vec::new();
-    while spans.len() < 2 {
+    while spans.len() < 4 {
         let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
             .await
             .expect("spans arrive within 10 s")
@@ -78,24 +79,40 @@ async fn a_two_hop_call_is_one_trace_at_a_real_otlp_receiver() {
             .expect("a line");
         spans.push(serde_json::from_str::<serde_json::Value>(&line).expect("JSON span"));
     }
-    let by_name = |name: &str| {
+    // SpanKind: 2 server, 3 client.
+    let find = |name: &str, kind: i64| {
         spans
             .iter()
-            .find(|s| s["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} span in {spans:?}"))
+            .find(|s| s["name"] == name && s["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {name} span of kind {kind} in {spans:?}"))
             .clone()
     };
-    let cache = by_name("cache.Cache/Store");
-    let accounts = by_name("accounts.Accounts/GetByToken");
-    assert_eq!(cache["trace_id"], accounts["trace_id"], "one trace");
+    // test client → Cache (server) → Cache's call → Accounts (server): one trace, one chain.
+    let root = find("cache.Cache/Store", 3);
+    let cache = find("cache.Cache/Store", 2);
+    let call = find("accounts.Accounts/GetByToken", 3);
+    let accounts = find("accounts.Accounts/GetByToken", 2);
+    for span in [&cache, &call, &accounts] {
+        assert_eq!(span["trace_id"], root["trace_id"], "one trace");
+    }
     assert_eq!(
-        accounts["parent_span_id"], cache["span_id"],
-        "Accounts' span is the child of Cache's"
+        root["parent_span_id"], "",
+        "the test's call starts the trace"
     );
-    assert_eq!(cache["parent_span_id"], "", "Cache's span is the root");
-    assert_eq!(cache["kind"], 2, "SPAN_KIND_SERVER");
+    assert_eq!(
+        cache["parent_span_id"], root["span_id"],
+        "Cache's server span is a child of the test's call"
+    );
+    assert_eq!(
+        call["parent_span_id"], cache["span_id"],
+        "Cache's call to Accounts is a child of Cache's span"
+    );
+    assert_eq!(
+        accounts["parent_span_id"], call["span_id"],
+        "Accounts' server span is a child of that call"
+    );
     assert_eq!(cache["service"], "herald-test");
-    for span in [&cache, &accounts] {
+    for span in [&root, &cache, &call, &accounts] {
         assert_eq!(
             span["attributes"]["herald.request_id"],
             ctx.request_id(),

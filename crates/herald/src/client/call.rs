@@ -189,9 +189,16 @@ impl Channel {
         let inner = &self.inner;
         // Who calls whom, for /deps: the service whose handler made this call, if any.
         crate::observe::deps::note_call(ctx.method().map(|m| m.service), method.service);
+        let span = crate::observe::trace::client_span(ctx.trace(), method, ctx.request_id());
+        let end_span = |code| {
+            if let Some(span) = &span {
+                crate::observe::trace::end(span, code);
+            }
+        };
         let deadline = match self.deadline(ctx, method) {
             Ok(deadline) => deadline,
             Err(error) => {
+                end_span(error.code());
                 self.report(method, error.code(), started, 0, false);
                 return Err(error);
             }
@@ -203,6 +210,7 @@ impl Channel {
                 match acquired {
                     Ok(permit) => Some(permit),
                     Err(why) => {
+                        end_span(Code::Unavailable);
                         self.report(method, Code::Unavailable, started, 0, true);
                         return Err(CallError::local(method.full_name(), Code::Unavailable, why));
                     }
@@ -218,7 +226,11 @@ impl Channel {
             replayable,
             started: &attempts,
         };
-        let context = Attempt { ctx, deadline };
+        let context = Attempt {
+            ctx,
+            deadline,
+            trace: span.as_ref(),
+        };
         let balance = &inner.balance;
         let attempts_made = retries.run(|| attempt(Grpc::new(balance.clone()), &context));
         let result = within(deadline, method, async {
@@ -228,6 +240,7 @@ impl Channel {
         })
         .await;
         let code = result.as_ref().err().map_or(Code::Ok, CallError::code);
+        end_span(code);
         if let Some(permit) = permit {
             let transition = permit.record(code);
             self.breaker_changed(method, transition);
@@ -277,6 +290,8 @@ impl Channel {
 struct Attempt<'a> {
     ctx: &'a Context,
     deadline: Option<Instant>,
+    /// The call's span, when tracing is on: the callee's parent.
+    trace: Option<&'a opentelemetry::Context>,
 }
 
 // === impl Attempt ===
@@ -289,6 +304,9 @@ impl Attempt<'_> {
         let mut headers = http::HeaderMap::new();
         // `grpc-timeout` is written by the balancer, from the deadline in the extensions.
         self.ctx.write_child_headers(&mut headers, None);
+        if let Some(trace) = self.trace {
+            crate::observe::trace::inject(trace, &mut headers);
+        }
         let mut extensions = tonic::Extensions::default();
         if let Some(deadline) = self.deadline {
             extensions.insert(CallDeadline(deadline));

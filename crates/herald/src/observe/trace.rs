@@ -124,6 +124,28 @@ pub(crate) fn server_span(
     Some(parent.with_span(span))
 }
 
+/// Starts the span of a call this process makes: a child of the handler's span when the
+/// call is made with a handler's context, else a new trace.
+pub(crate) fn client_span(
+    parent: Option<&opentelemetry::Context>,
+    method: &MethodContract,
+    request_id: &str,
+) -> Option<opentelemetry::Context> {
+    let tracer = TRACER.get()?;
+    let parent = parent.cloned().unwrap_or_default();
+    let span = tracer
+        .span_builder(method.full_name())
+        .with_kind(SpanKind::Client)
+        .with_attributes([
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", method.service),
+            KeyValue::new("rpc.method", method.method),
+            KeyValue::new("herald.request_id", request_id.to_owned()),
+        ])
+        .start_with_context(tracer, &parent);
+    Some(parent.with_span(span))
+}
+
 /// Ends a request's span with its status code.
 pub(crate) fn end(cx: &opentelemetry::Context, code: Code) {
     let span = cx.span();
