@@ -21,6 +21,7 @@ mod code;
 pub mod codegen;
 mod context;
 pub mod contract;
+mod cow_map;
 mod error;
 mod identity;
 pub mod limits;

@@ -3,11 +3,8 @@
 //! target, call latency. Each series is resolved once and cached by static keys, so a call
 //! bumps atomics without formatting a label or taking a lock.
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 
-use arc_swap::ArcSwap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,6 +16,7 @@ use crate::client::observe::{
     AttemptEvent, BreakerEvent, CallEvent, EndpointsEvent, Next, Observer,
 };
 use crate::contract::MethodContract;
+use crate::cow_map::CowMap;
 use crate::observe::histogram::LatencyHistogram;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,14 +55,10 @@ pub struct ClientMetrics {
     breaker: Family<ReasonLabels, Counter>,
     endpoints: Family<EndpointLabels, Gauge>,
     latency: Family<MethodLabels, LatencyHistogram>,
-    call_cache: Cache<(usize, Code), Counter>,
-    attempt_cache: Cache<(usize, Code), Counter>,
-    latency_cache: Cache<usize, LatencyHistogram>,
+    call_cache: CowMap<(usize, Code), Counter>,
+    attempt_cache: CowMap<(usize, Code), Counter>,
+    latency_cache: CowMap<usize, LatencyHistogram>,
 }
-
-/// Metric handles by a static key, copied on insert: lock-free reads.
-#[derive(Debug)]
-struct Cache<K, V>(ArcSwap<HashMap<K, V>>);
 
 /// The process's client metrics, made on first use.
 pub fn client_metrics() -> Arc<ClientMetrics> {
@@ -86,9 +80,9 @@ impl ClientMetrics {
             breaker: Family::default(),
             endpoints: Family::default(),
             latency: Family::default(),
-            call_cache: Cache(ArcSwap::default()),
-            attempt_cache: Cache(ArcSwap::default()),
-            latency_cache: Cache(ArcSwap::default()),
+            call_cache: CowMap::default(),
+            attempt_cache: CowMap::default(),
+            latency_cache: CowMap::default(),
         };
         let client = metrics.registry.sub_registry_with_prefix("herald_client");
         client.register(
@@ -138,7 +132,7 @@ impl Observer for ClientMetrics {
     fn attempt(&self, event: &AttemptEvent) {
         let m = event.method;
         self.attempt_cache
-            .get((key(m), event.code), || {
+            .get_or_insert_with(&(key(m), event.code), || {
                 self.attempts
                     .get_or_create(&code_labels(m, event.code))
                     .clone()
@@ -167,14 +161,14 @@ impl Observer for ClientMetrics {
     fn call(&self, event: &CallEvent) {
         let m = event.method;
         self.call_cache
-            .get((key(m), event.code), || {
+            .get_or_insert_with(&(key(m), event.code), || {
                 self.calls
                     .get_or_create(&code_labels(m, event.code))
                     .clone()
             })
             .inc();
         self.latency_cache
-            .get(key(m), || {
+            .get_or_insert_with(&key(m), || {
                 self.latency
                     .get_or_create(&MethodLabels {
                         service: m.service,
@@ -223,22 +217,5 @@ fn code_labels(m: &'static MethodContract, code: Code) -> CodeLabels {
         service: m.service,
         method: m.method,
         code: code.name(),
-    }
-}
-
-// === impl Cache ===
-
-impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
-    fn get(&self, key: K, make: impl FnOnce() -> V) -> V {
-        if let Some(value) = self.0.load().get(&key) {
-            return value.clone();
-        }
-        let value = make();
-        self.0.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            map.entry(key.clone()).or_insert_with(|| value.clone());
-            map
-        });
-        value
     }
 }

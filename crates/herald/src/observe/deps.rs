@@ -7,39 +7,28 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use arc_swap::ArcSwap;
+use crate::cow_map::CowMap;
 
 /// (calling service, or `""` outside any handler; called service) → calls.
-type Pairs = ArcSwap<HashMap<(&'static str, &'static str), Arc<AtomicU64>>>;
+type Pairs = CowMap<(&'static str, &'static str), Arc<AtomicU64>>;
 
 fn pairs() -> &'static Pairs {
     static PAIRS: OnceLock<Pairs> = OnceLock::new();
-    PAIRS.get_or_init(ArcSwap::default)
+    PAIRS.get_or_init(Pairs::default)
 }
 
 /// Notes one call from a handler of `from` (None: not from a handler) to `to`.
 pub(crate) fn note_call(from: Option<&'static str>, to: &'static str) {
-    let key = (from.unwrap_or(""), to);
-    let counter = match pairs().load().get(&key) {
-        Some(counter) => counter.clone(),
-        None => {
-            let fresh = Arc::new(AtomicU64::new(0));
-            pairs().rcu(|map| {
-                let mut map = HashMap::clone(map);
-                map.entry(key).or_insert_with(|| fresh.clone());
-                map
-            });
-            pairs().load().get(&key).cloned().unwrap_or(fresh)
-        }
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
+    pairs()
+        .get_or_insert_with(&(from.unwrap_or(""), to), Arc::default)
+        .fetch_add(1, Ordering::Relaxed);
 }
 
 /// The services called by handlers of `services`: (called service, calls), summed.
 pub(crate) fn callees_of(services: &[&'static str]) -> Vec<(&'static str, u64)> {
     let mut sums: HashMap<&'static str, u64> = HashMap::new();
-    for ((from, to), calls) in pairs().load().iter() {
-        if services.contains(from) {
+    for ((from, to), calls) in pairs().snapshot() {
+        if services.contains(&from) {
             *sums.entry(to).or_default() += calls.load(Ordering::Relaxed);
         }
     }

@@ -4,11 +4,9 @@
 //! series on a caller's first request, then cached: a request only loads an atomic snapshot,
 //! looks its caller up and bumps atomics — no string formatting, no global lock.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::contract::MethodContract;
+use crate::cow_map::CowMap;
 use crate::observe::histogram::LatencyHistogram;
 use crate::{Code, Identity};
 
@@ -54,8 +53,8 @@ pub(crate) struct MethodMetrics {
     pub(crate) duration: LatencyHistogram,
     pub(crate) queue_wait: LatencyHistogram,
     pub(crate) in_flight: Gauge,
-    /// By caller identity (`""` for none), looked up by `&str`: no clone per request.
-    callers: ArcSwap<HashMap<Box<str>, Arc<CallerCounters>>>,
+    /// By caller identity (`""` for none), looked up by `&str`.
+    callers: CowMap<String, Arc<CallerCounters>>,
 }
 
 /// One caller's request counters on one method, by code, made on first use.
@@ -112,7 +111,7 @@ impl ServerMetrics {
             duration: self.duration.get_or_create(&labels).clone(),
             queue_wait: self.queue_wait.get_or_create(&labels).clone(),
             in_flight: self.in_flight.get_or_create(&labels).clone(),
-            callers: ArcSwap::default(),
+            callers: CowMap::default(),
         }
     }
 }
@@ -124,22 +123,16 @@ impl MethodMetrics {
     pub(crate) fn record(&self, caller: Option<&Identity>, code: Code, took: Duration) {
         self.duration.observe(took);
         let name = caller.map_or("", Identity::as_str);
-        let callers = self.callers.load();
-        let counters = match callers.get(name) {
-            Some(counters) => counters,
-            None => {
-                drop(callers);
-                return self.first_sight(name).count(self, name, code);
-            }
-        };
-        counters.count(self, name, code);
+        self.callers
+            .get_or_insert_with(name, Arc::default)
+            .count(self, name, code);
     }
 
     /// The callers seen so far, with their request counts.
     pub(crate) fn callers(&self) -> Vec<(Option<Identity>, u64)> {
         self.callers
-            .load()
-            .iter()
+            .snapshot()
+            .into_iter()
             .map(|(who, counters)| {
                 let total = counters
                     .by_code
@@ -147,20 +140,10 @@ impl MethodMetrics {
                     .filter_map(OnceLock::get)
                     .map(Counter::get)
                     .sum();
-                let who = (!who.is_empty()).then(|| Identity::new(&**who));
+                let who = (!who.is_empty()).then(|| Identity::new(who));
                 (who, total)
             })
             .collect()
-    }
-
-    fn first_sight(&self, name: &str) -> Arc<CallerCounters> {
-        let fresh = Arc::new(CallerCounters::default());
-        self.callers.rcu(|callers| {
-            let mut callers = HashMap::clone(callers);
-            callers.entry(name.into()).or_insert_with(|| fresh.clone());
-            callers
-        });
-        self.callers.load().get(name).cloned().unwrap_or(fresh)
     }
 }
 

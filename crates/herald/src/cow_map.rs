@@ -1,0 +1,102 @@
+//! A map read on every request and written on first sight of a key (a caller, a method, a
+//! pair of services): reads are one atomic snapshot load, lock-free; an insert copies the
+//! map. Right for small maps of keys that stop changing early.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use arc_swap::ArcSwap;
+
+/// A copy-on-insert map.
+#[derive(Debug)]
+pub(crate) struct CowMap<K, V> {
+    map: ArcSwap<HashMap<K, V>>,
+}
+
+impl<K, V> Default for CowMap<K, V> {
+    fn default() -> Self {
+        CowMap {
+            map: ArcSwap::default(),
+        }
+    }
+}
+
+// === impl CowMap ===
+
+impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
+    /// The value under `key`, made by `make` (once, even when racing) if absent.
+    pub(crate) fn get_or_insert_with<Q>(&self, key: &Q, make: impl FnOnce() -> V) -> V
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(value) = self.map.load().get(key) {
+            return value.clone();
+        }
+        let fresh = make();
+        self.map.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.entry(key.to_owned()).or_insert_with(|| fresh.clone());
+            map
+        });
+        // Another insert may have won the race: everyone uses the one in the map.
+        self.map.load().get(key).cloned().unwrap_or(fresh)
+    }
+
+    /// Replaces the value under `key` when `stale` says the present one is out of date.
+    pub(crate) fn replace_if(&self, key: &K, fresh: V, stale: impl Fn(&V) -> bool) -> V {
+        self.map.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            match map.get(key) {
+                Some(existing) if !stale(existing) => {}
+                _ => {
+                    map.insert(key.clone(), fresh.clone());
+                }
+            }
+            map
+        });
+        self.map.load().get(key).cloned().unwrap_or(fresh)
+    }
+
+    /// A snapshot of every entry.
+    pub(crate) fn snapshot(&self) -> Vec<(K, V)> {
+        self.map
+            .load()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The value under `key`, if present.
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.load().get(key).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_insert_wins_and_reads_see_it() {
+        let map: CowMap<String, u32> = CowMap::default();
+        assert_eq!(map.get_or_insert_with("a", || 1), 1);
+        assert_eq!(
+            map.get_or_insert_with("a", || 2),
+            1,
+            "present: make is not used"
+        );
+        assert_eq!(map.get("a"), Some(1));
+        assert_eq!(map.replace_if(&"a".to_owned(), 3, |v| *v == 1), 3);
+        assert_eq!(
+            map.replace_if(&"a".to_owned(), 4, |v| *v == 1),
+            3,
+            "not stale: kept"
+        );
+        assert_eq!(map.snapshot(), vec![("a".to_owned(), 3)]);
+    }
+}
