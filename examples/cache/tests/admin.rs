@@ -488,3 +488,100 @@ fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// A rustls client speaking HTTP/1.1 to a TLS admin endpoint, with a certificate or without.
+async fn tls_get(
+    addr: std::net::SocketAddr,
+    ca: &DevCa,
+    cert: Option<&herald::tls::dev_ca::IssuedCert>,
+    path: &str,
+) -> std::io::Result<String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(
+            rustls_pki_types::CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).expect("CA"),
+        )
+        .expect("root");
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots);
+    let mut config = match cert {
+        Some(leaf) => builder
+            .with_client_auth_cert(
+                rustls_pki_types::CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("chain"),
+                rustls_pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes())
+                    .expect("key"),
+            )
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    Ok(answer)
+}
+
+#[tokio::test]
+async fn the_admin_endpoint_can_sit_behind_mutual_tls() {
+    let td = TrustDomain::new("herald.test").expect("td");
+    let ca = DevCa::generate(td.clone(), KeyAlgorithm::EcdsaP256).expect("CA");
+    let leaf = ca.issue("cache", KeyAlgorithm::EcdsaP256).expect("leaf");
+    let tls =
+        ServerTls::from_pem(&leaf.cert_pem, &leaf.key_pem, ca.cert_pem(), td.clone()).expect("tls");
+    let server = Server::builder()
+        .insecure_plaintext()
+        .allow_all_callers()
+        .admin(AdminConfig::loopback(0).with_tls(tls))
+        .add_service(
+            herald_example_cache::accounts::accounts_server::AccountsServer::new(
+                AccountsService::demo(),
+            ),
+        )
+        .bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let AdminAddr::Tcp(admin) = server.admin_addr().expect("admin").clone() else {
+        panic!("tcp")
+    };
+
+    let operator = ca.issue("user.ops", KeyAlgorithm::EcdsaP256).expect("leaf");
+    let answer = tls_get(admin, &ca, Some(&operator), "/healthz")
+        .await
+        .expect("an operator gets in");
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok\n"),
+        "{answer}"
+    );
+
+    let refused = tls_get(admin, &ca, None, "/metrics").await;
+    let error = refused.expect_err("no client certificate");
+    assert!(error.to_string().contains("CertificateRequired"), "{error}");
+    // Plain HTTP on the TLS admin port gets nothing either.
+    let mut plain = tokio::net::TcpStream::connect(admin)
+        .await
+        .expect("connect");
+    plain
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("herald_server"));
+    server.shutdown().await;
+}

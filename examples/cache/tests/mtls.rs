@@ -488,11 +488,29 @@ async fn certificates_rotate_under_load_without_a_failed_call() {
     });
 
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // A half-written certificate (cut mid-PEM): refused, the old pair kept.
+    let cut = &first.cert_pem[..first.cert_pem.len() / 2];
+    std::fs::write(&files.cert, cut).expect("write half a certificate");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(tls.reloads(), (0, 1));
+    assert!(
+        tls.last_reload_error()
+            .expect("an error")
+            .contains("certificate PEM"),
+        "{:?}",
+        tls.last_reload_error()
+    );
+    assert_eq!(served_cert(&server, &pki).await, der_of(&first.cert_pem));
+    // Completed, it loads (the same pair again).
+    write_atomically(&files.cert, &first.cert_pem);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(tls.reloads(), (1, 1));
+
     // A key that does not go with the certificate: refused, the old pair kept.
     let second = pki.issue("accounts");
     write_atomically(&files.key, &second.key_pem);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(tls.reloads(), (0, 1));
+    assert_eq!(tls.reloads(), (1, 2));
     assert!(
         tls.last_reload_error()
             .expect("an error")
@@ -513,7 +531,7 @@ async fn certificates_rotate_under_load_without_a_failed_call() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(tls.reloads(), (1, 1));
+    assert_eq!(tls.reloads(), (2, 2));
 
     let failures = load.await.expect("load task");
     assert!(

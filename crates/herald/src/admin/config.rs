@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 #[derive(Clone, Debug)]
 pub struct AdminConfig {
     bind: Bind,
+    pub(crate) tls: Option<crate::tls::ServerTls>,
 }
 
 #[derive(Clone, Debug)]
@@ -35,6 +36,7 @@ impl AdminConfig {
     pub fn loopback(port: u16) -> AdminConfig {
         AdminConfig {
             bind: Bind::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)),
+            tls: None,
         }
     }
 
@@ -51,6 +53,7 @@ impl AdminConfig {
         }
         Ok(AdminConfig {
             bind: Bind::Tcp(addr),
+            tls: None,
         })
     }
 
@@ -59,6 +62,7 @@ impl AdminConfig {
     pub fn public_tcp(addr: SocketAddr) -> AdminConfig {
         AdminConfig {
             bind: Bind::Tcp(addr),
+            tls: None,
         }
     }
 
@@ -66,7 +70,17 @@ impl AdminConfig {
     pub fn unix(path: impl Into<PathBuf>) -> AdminConfig {
         AdminConfig {
             bind: Bind::Unix(path.into()),
+            tls: None,
         }
+    }
+
+    /// Puts the endpoint behind mutual TLS: only callers with a certificate of `tls`'s CA and
+    /// trust domain get in (use a separate identity, e.g. an operator's `user.` one, in the
+    /// limits you reason about).
+    #[must_use]
+    pub fn with_tls(mut self, tls: crate::tls::ServerTls) -> AdminConfig {
+        self.tls = Some(tls);
+        self
     }
 
     /// Binds now (inside a tokio runtime).

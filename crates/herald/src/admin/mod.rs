@@ -54,7 +54,14 @@ pub(crate) fn start(
         #[cfg(unix)]
         config::Bound::Unix(listener, path) => (Listener::Unix(listener), AdminAddr::Unix(path)),
     };
-    tokio::spawn(serve(listener, state, shutdown));
+    let tls = match &config.tls {
+        Some(tls) => Some(
+            tls.http1_acceptor()
+                .map_err(|e| AdminError::io(std::io::Error::other(e.to_string())))?,
+        ),
+        None => None,
+    };
+    tokio::spawn(serve(listener, tls, state, shutdown));
     Ok(addr)
 }
 
@@ -79,7 +86,12 @@ impl Listener {
     }
 }
 
-async fn serve(listener: Listener, state: Arc<AdminState>, mut shutdown: watch::Receiver<bool>) {
+async fn serve(
+    listener: Listener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<AdminState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -93,14 +105,27 @@ async fn serve(listener: Listener, state: Arc<AdminState>, mut shutdown: watch::
             _ = shutdown.changed() => return,
         };
         let state = state.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(routes::handle(&state, request).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                // Behind mutual TLS: the same verification as the service port.
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                    Err(error) => {
+                        tracing::info!(reason = %crate::tls::describe(&error), "admin TLS handshake refused");
+                    }
+                },
+            }
         });
     }
 }

@@ -60,14 +60,7 @@ impl ServerTls {
     }
 
     fn with_material(material: Arc<Material>) -> Result<ServerTls, TlsError> {
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(VERSIONS)
-            .map_err(|e| TlsError::new(e.to_string()))?
-            .with_client_cert_verifier(Arc::new(SpiffeClientVerifier {
-                material: material.clone(),
-            }))
-            .with_cert_resolver(Arc::new(CurrentCert(material.clone())));
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        let mut config = config(&material, b"h2")?;
         // Resumption: session ids (TLS 1.2) from a cache, stateless tickets (TLS 1.3).
         config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
         config.ticketer =
@@ -109,6 +102,14 @@ impl ServerTls {
             .collect()
     }
 
+    /// An acceptor for HTTP/1.1 (the admin endpoint) with the same certificate and checks.
+    pub(crate) fn http1_acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config(
+            &self.material,
+            b"http/1.1",
+        )?)))
+    }
+
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.clone())
     }
@@ -126,6 +127,19 @@ impl ResolvesServerCert for CurrentCert {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.0.current().certified.clone())
     }
+}
+
+/// herald's server configuration for `alpn`: mutual TLS with SPIFFE identities.
+fn config(material: &Arc<Material>, alpn: &[u8]) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| TlsError::new(e.to_string()))?
+        .with_client_cert_verifier(Arc::new(SpiffeClientVerifier {
+            material: material.clone(),
+        }))
+        .with_cert_resolver(Arc::new(CurrentCert(material.clone())));
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(config)
 }
 
 fn describe(role: &str, der: &[u8]) -> serde_json::Value {
