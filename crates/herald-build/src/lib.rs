@@ -101,7 +101,9 @@ impl Builder {
         protos: &[impl AsRef<Path>],
         includes: &[impl AsRef<Path>],
     ) -> Result<Checked, Error> {
-        let (_, model, warnings) = load(protos, includes)?;
+        let Loaded {
+            model, warnings, ..
+        } = load(protos, includes)?;
         Ok(Checked {
             services: model.services.into_iter().map(|s| s.full_name).collect(),
             warnings,
@@ -120,7 +122,12 @@ impl Builder {
         protos: &[impl AsRef<Path>],
         includes: &[impl AsRef<Path>],
     ) -> Result<(), Error> {
-        let (fds, model, warnings) = load(protos, includes)?;
+        let Loaded {
+            fds,
+            everything,
+            model,
+            warnings,
+        } = load(protos, includes)?;
         let in_build_script = std::env::var_os("CARGO_MANIFEST_DIR").is_some()
             && std::env::var_os("OUT_DIR").is_some();
         if in_build_script {
@@ -137,7 +144,9 @@ impl Builder {
                 self.herald_path
             )))
         })?;
-        // The encoded descriptors, for server reflection: generated code embeds them.
+        // The encoded descriptors, for server reflection: generated code embeds them, with
+        // every file they import (herald's options, Google's types), so that a reflection
+        // client (grpcurl, `herald call`) can build the whole set.
         let out_dir = match &self.out_dir {
             Some(dir) => dir.clone(),
             None => std::env::var_os("OUT_DIR")
@@ -151,7 +160,7 @@ impl Builder {
         std::fs::create_dir_all(&out_dir).map_err(Error::generate)?;
         let descriptors =
             std::path::absolute(out_dir.join(DESCRIPTORS_FILE)).map_err(Error::generate)?;
-        std::fs::write(&descriptors, fds.encode_to_vec()).map_err(Error::generate)?;
+        std::fs::write(&descriptors, everything).map_err(Error::generate)?;
         let mut config = prost_build::Config::new();
         config.out_dir(&out_dir);
         config.service_generator(Box::new(generate::Generator {
@@ -163,12 +172,19 @@ impl Builder {
     }
 }
 
+/// What compiling the contract gives.
+struct Loaded {
+    /// The files to generate messages from: the user's own.
+    fds: prost_types::FileDescriptorSet,
+    /// Every file, imports included, encoded with their options intact.
+    everything: Vec<u8>,
+    model: model::Model,
+    warnings: Vec<String>,
+}
+
 /// Compiles and reads: the descriptors to generate messages from, the checked model, and
 /// warnings.
-fn load(
-    protos: &[impl AsRef<Path>],
-    includes: &[impl AsRef<Path>],
-) -> Result<(prost_types::FileDescriptorSet, model::Model, Vec<String>), Error> {
+fn load(protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<Loaded, Error> {
     let mut resolver = ChainFileResolver::new();
     for include in includes {
         resolver.add(IncludeFileResolver::new(include.as_ref().to_path_buf()));
@@ -196,5 +212,10 @@ fn load(
     // herald's options and Google's types are not the user's to generate.
     fds.file
         .retain(|f| f.name() != resolver::OPTIONS_NAME && f.package() != "google.protobuf");
-    Ok((fds, model, warnings))
+    Ok(Loaded {
+        fds,
+        everything: bytes,
+        model,
+        warnings,
+    })
 }

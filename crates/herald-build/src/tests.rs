@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use prost::Message as _;
+
 use crate::{Builder, load};
 
 /// Writes `source` as `test.proto` in a fresh folder and loads it.
@@ -37,8 +39,20 @@ const HEADER: &str =
 #[test]
 fn options_survive_the_descriptor_path_with_their_values() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cache/proto");
-    let (_, model, _) =
+    let loaded =
         load(&["cache.proto", "accounts.proto"], &[example]).expect("the example is valid");
+    // Reflection clients need every import, herald's options included.
+    let everything =
+        prost_types::FileDescriptorSet::decode(loaded.everything.as_slice()).expect("decodes");
+    let names: Vec<&str> = everything.file.iter().map(|f| f.name()).collect();
+    for name in [
+        "herald/options.proto",
+        "google/protobuf/descriptor.proto",
+        "cache.proto",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    let model = loaded.model;
     let cache = model
         .services
         .iter()

@@ -1,10 +1,14 @@
 //! The `herald` command.
 
+mod bench;
+mod call;
 mod certs;
 mod cli;
 mod config;
+mod connect;
 mod demo;
 mod graph;
+mod reflect;
 
 use std::process::ExitCode;
 
@@ -31,6 +35,8 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Certs(command) => certs::run(command),
         cli::Command::Config(command) => config::run(command),
         cli::Command::Graph(args) => graph::run(args).await,
+        cli::Command::Call(args) => call::run(args).await,
+        cli::Command::Bench(args) => bench::run(args).await,
     }
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures_util::Stream;
 use http::uri::PathAndQuery;
 use tokio::time::Instant;
+use tonic::codec::Codec;
 use tonic::metadata::MetadataMap;
 use tonic_prost::ProstCodec;
 
@@ -54,10 +55,27 @@ impl Channel {
         Resp: prost::Message + Default + Send + Sync + 'static,
         E: AppError,
     {
+        self.unary_with::<ProstCodec<Req, Resp>, E>(ctx, method, request)
+            .await
+    }
+
+    /// A unary call with codec `C`, retried as the method's contract allows.
+    pub(crate) async fn unary_with<C, E>(
+        &self,
+        ctx: &Context,
+        method: &'static MethodContract,
+        request: C::Encode,
+    ) -> Result<C::Decode, CallError<E>>
+    where
+        C: Codec + Default + Send + 'static,
+        C::Encode: Clone + Sync,
+        C::Decode: Sync,
+        E: AppError,
+    {
         self.call(ctx, method, true, |mut grpc, attempt| {
             let request = attempt.request(request.clone());
             async move {
-                grpc.unary(request, path(method), ProstCodec::<Req, Resp>::default())
+                grpc.unary(request, path(method), C::default())
                     .await
                     .map(tonic::Response::into_inner)
             }
@@ -80,13 +98,31 @@ impl Channel {
         Resp: prost::Message + Default + Send + Sync + 'static,
         E: AppError,
     {
-        let mut request = Some(request);
+        self.server_streaming_with(ctx, method, request, ProstCodec::<Req, Resp>::default())
+            .await
+    }
+
+    /// A server-streaming call with `codec`. One attempt.
+    pub(crate) async fn server_streaming_with<C, E>(
+        &self,
+        ctx: &Context,
+        method: &'static MethodContract,
+        request: C::Encode,
+        codec: C,
+    ) -> Result<ResponseStream<C::Decode, E>, CallError<E>>
+    where
+        C: Codec + Send + 'static,
+        C::Encode: Sync,
+        C::Decode: Sync,
+        E: AppError,
+    {
+        let mut request = Some((request, codec));
         self.call(ctx, method, false, |mut grpc, attempt| {
-            let request = request.take().map(|r| attempt.request(r));
+            let request = request.take().map(|(r, c)| (attempt.request(r), c));
             let deadline = attempt.deadline;
             async move {
-                let request = request.ok_or_else(spent)?;
-                grpc.server_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
+                let (request, codec) = request.ok_or_else(spent)?;
+                grpc.server_streaming(request, path(method), codec)
                     .await
                     .map(|r| ResponseStream::new(r.into_inner(), method, deadline))
             }
@@ -140,13 +176,32 @@ impl Channel {
         E: AppError,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let mut requests = Some(requests);
+        self.streaming_with(ctx, method, requests, ProstCodec::<Req, Resp>::default())
+            .await
+    }
+
+    /// A bidirectional-streaming call with `codec`. One attempt.
+    pub(crate) async fn streaming_with<C, E, S>(
+        &self,
+        ctx: &Context,
+        method: &'static MethodContract,
+        requests: S,
+        codec: C,
+    ) -> Result<ResponseStream<C::Decode, E>, CallError<E>>
+    where
+        C: Codec + Send + 'static,
+        C::Encode: Sync,
+        C::Decode: Sync,
+        E: AppError,
+        S: Stream<Item = C::Encode> + Send + 'static,
+    {
+        let mut requests = Some((requests, codec));
         self.call(ctx, method, false, |mut grpc, attempt| {
-            let request = requests.take().map(|r| attempt.request(r));
+            let request = requests.take().map(|(r, c)| (attempt.request(r), c));
             let deadline = attempt.deadline;
             async move {
-                let request = request.ok_or_else(spent)?;
-                grpc.streaming(request, path(method), ProstCodec::<Req, Resp>::default())
+                let (request, codec) = request.ok_or_else(spent)?;
+                grpc.streaming(request, path(method), codec)
                     .await
                     .map(|r| ResponseStream::new(r.into_inner(), method, deadline))
             }

@@ -46,6 +46,7 @@ mod connector;
 mod discover;
 mod endpoint;
 pub mod observe;
+mod raw;
 mod response_stream;
 mod retry;
 mod unsent;
