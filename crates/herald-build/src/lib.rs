@@ -46,12 +46,42 @@ pub fn compile_protos(
     Builder::new().compile(protos, includes)
 }
 
+/// Compiles `protos` (found under `includes`, with herald's options and Google's types built
+/// in) into an encoded `FileDescriptorSet` holding them and every file they import. Nothing is
+/// checked beyond the protobuf language: for tools that call methods by descriptor (`herald
+/// call --proto`), including services that carry no herald options.
+///
+/// # Errors
+/// A file is missing or does not compile.
+pub fn descriptor_set(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> Result<Vec<u8>, Error> {
+    let mut compiler = compiler(includes);
+    compiler.open_files(protos).map_err(Error::compile)?;
+    Ok(compiler.encode_file_descriptor_set())
+}
+
+/// A protox compiler over `includes`, then herald's options, then Google's well-known types.
+fn compiler(includes: &[impl AsRef<Path>]) -> protox::Compiler {
+    let mut resolver = ChainFileResolver::new();
+    for include in includes {
+        resolver.add(IncludeFileResolver::new(include.as_ref().to_path_buf()));
+    }
+    resolver.add(resolver::HeraldOptions);
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_imports(true).include_source_info(true);
+    compiler
+}
+
 /// Settings of a code generation.
 #[must_use]
 #[derive(Debug, Clone)]
 pub struct Builder {
     out_dir: Option<PathBuf>,
     herald_path: String,
+    fallback_deadline: Option<std::time::Duration>,
 }
 
 /// What [`Builder::check`] found in a valid contract.
@@ -77,7 +107,16 @@ impl Builder {
         Builder {
             out_dir: None,
             herald_path: "::herald".to_owned(),
+            fallback_deadline: None,
         }
+    }
+
+    /// The deadline of every method of a service that names none at any level — for
+    /// contracts one does not own and cannot annotate (a vendor's API, `grpc.testing`).
+    /// herald's own rule stays for everything else: a contract you write names its deadlines.
+    pub fn fallback_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.fallback_deadline = Some(deadline);
+        self
     }
 
     /// Writes to `dir` instead of `OUT_DIR`.
@@ -103,7 +142,7 @@ impl Builder {
     ) -> Result<Checked, Error> {
         let Loaded {
             model, warnings, ..
-        } = load(protos, includes)?;
+        } = load(protos, includes, self.fallback_deadline)?;
         Ok(Checked {
             services: model.services.into_iter().map(|s| s.full_name).collect(),
             warnings,
@@ -127,7 +166,7 @@ impl Builder {
             everything,
             model,
             warnings,
-        } = load(protos, includes)?;
+        } = load(protos, includes, self.fallback_deadline)?;
         let in_build_script = std::env::var_os("CARGO_MANIFEST_DIR").is_some()
             && std::env::var_os("OUT_DIR").is_some();
         if in_build_script {
@@ -184,28 +223,31 @@ struct Loaded {
 
 /// Compiles and reads: the descriptors to generate messages from, the checked model, and
 /// warnings.
-fn load(protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<Loaded, Error> {
-    let mut resolver = ChainFileResolver::new();
-    for include in includes {
-        resolver.add(IncludeFileResolver::new(include.as_ref().to_path_buf()));
-    }
-    resolver.add(resolver::HeraldOptions);
-    resolver.add(GoogleFileResolver::new());
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler.include_imports(true).include_source_info(true);
+fn load(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+    fallback_deadline: Option<std::time::Duration>,
+) -> Result<Loaded, Error> {
+    let mut compiler = compiler(includes);
     compiler.open_files(protos).map_err(Error::compile)?;
     let asked: Vec<String> = compiler
         .files()
-        .filter(|f| !f.is_import())
+        .filter(|f| !f.is_import() && f.name() != resolver::OPTIONS_NAME)
         .map(|f| f.name().to_owned())
         .collect();
+    // herald's extensions must be known even to a contract that imports none of them (one
+    // we do not own, compiled with a fallback deadline).
+    compiler
+        .open_file(resolver::OPTIONS_NAME)
+        .map_err(Error::compile)?;
 
     // Options are read from the encoded bytes: decoded through prost_types they would lose
     // their extension fields.
     let bytes = compiler.encode_file_descriptor_set();
     let pool = prost_reflect::DescriptorPool::decode(bytes.as_slice())
         .map_err(|e| Error::generate(std::io::Error::other(e.to_string())))?;
-    let (model, warnings) = read::read(&pool, &asked).map_err(Error::contract)?;
+    let (model, warnings) =
+        read::read(&pool, &asked, fallback_deadline).map_err(Error::contract)?;
 
     let mut fds = prost_types::FileDescriptorSet::decode(bytes.as_slice())
         .map_err(|e| Error::generate(std::io::Error::other(e.to_string())))?;

@@ -21,14 +21,18 @@ const MAX_ATTEMPTS: u32 = 5;
 
 /// Reads the contracts of `files` (names as imported, e.g. `cache.proto`). Returns the
 /// model, warnings for cargo, or every rule broken, each as one line.
+/// `fallback_deadline` is the deadline of services that set no default (contracts one does
+/// not own).
 pub(crate) fn read(
     pool: &DescriptorPool,
     files: &[String],
+    fallback_deadline: Option<Duration>,
 ) -> Result<(Model, Vec<String>), Vec<String>> {
     let mut reader = Reader {
         ext: Extensions::new(pool),
         errors: Vec::new(),
         warnings: Vec::new(),
+        fallback_deadline,
     };
     let mut model = Model::default();
     for file in pool.files().filter(|f| files.iter().any(|n| n == f.name())) {
@@ -55,6 +59,7 @@ struct Reader {
     ext: Extensions,
     errors: Vec<String>,
     warnings: Vec<String>,
+    fallback_deadline: Option<Duration>,
 }
 
 /// herald's extensions, looked up once.
@@ -94,12 +99,14 @@ impl Reader {
     fn service(&mut self, service: &ServiceDescriptor) -> Service {
         let options = service.options();
         let name = service.full_name().to_owned();
-        let default_deadline = self.millis(
-            &options,
-            &self.ext.default_deadline_ms.clone(),
-            &name,
-            "default_deadline_ms",
-        );
+        let default_deadline = self
+            .millis(
+                &options,
+                &self.ext.default_deadline_ms.clone(),
+                &name,
+                "default_deadline_ms",
+            )
+            .or(self.fallback_deadline);
         let default_client = options
             .has_extension(&self.ext.default_client)
             .then(|| extension_message(&options, &self.ext.default_client))

@@ -40,7 +40,7 @@ const HEADER: &str =
 fn options_survive_the_descriptor_path_with_their_values() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cache/proto");
     let loaded =
-        load(&["cache.proto", "accounts.proto"], &[example]).expect("the example is valid");
+        load(&["cache.proto", "accounts.proto"], &[example], None).expect("the example is valid");
     // Reflection clients need every import, herald's options included.
     let everything =
         prost_types::FileDescriptorSet::decode(loaded.everything.as_slice()).expect("decodes");
@@ -135,6 +135,29 @@ fn a_method_without_any_deadline_is_refused_naming_the_method_and_the_fix() {
             "(herald.no_deadline)",
         ],
     );
+}
+
+#[test]
+fn a_fallback_deadline_covers_contracts_without_herald_options_and_no_other() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let foreign =
+        "syntax = \"proto3\";\npackage v;\nmessage M {}\nservice S { rpc Get(M) returns (M); }\n";
+    std::fs::write(dir.path().join("test.proto"), foreign).expect("write proto");
+    let checked = Builder::new()
+        .fallback_deadline(Duration::from_secs(10))
+        .check(&["test.proto"], &[dir.path()])
+        .expect("a fallback deadline satisfies the rule");
+    assert_eq!(checked.services, ["v.S"]);
+    let refused = Builder::new().check(&["test.proto"], &[dir.path()]);
+    assert!(refused.is_err(), "without the fallback the rule holds");
+    let loaded = load(
+        &["test.proto"],
+        &[dir.path()],
+        Some(Duration::from_millis(1500)),
+    )
+    .expect("loads");
+    let method = &loaded.model.services[0].methods[0];
+    assert_eq!(method.deadline, Some(Duration::from_millis(1500)));
 }
 
 #[test]

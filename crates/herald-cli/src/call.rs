@@ -16,19 +16,18 @@ use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor, Seriali
 
 use crate::cli::CallArgs;
 use crate::connect::Server;
-use crate::reflect::{Reflection, contract_for};
+use crate::reflect::{self, contract_for};
 
 pub(crate) async fn run(args: CallArgs) -> anyhow::Result<()> {
     let server = Server::resolve(&args.target, &args.connect)?;
     let channel = server.channel(1)?;
-    let mut reflection = Reflection::start(&channel).await?;
     let Some(name) = &args.method else {
-        for service in reflection.services().await? {
+        for service in reflect::services(&channel, &args.schema).await? {
             println!("{service}");
         }
         return Ok(());
     };
-    let method = reflection.method(name).await?;
+    let method = reflect::method(&channel, &args.schema, name).await?;
     if args.describe {
         describe(&method);
         return Ok(());

@@ -76,6 +76,18 @@ pub(crate) struct ConnectArgs {
     pub(crate) plaintext: bool,
 }
 
+/// Where message types come from.
+#[derive(Debug, Args)]
+pub(crate) struct SchemaArgs {
+    /// Take the types from this .proto file instead of asking the server by reflection
+    /// (repeatable); it may import "herald/options.proto" and Google's types.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) proto: Vec<PathBuf>,
+    /// Where --proto files and their imports are found (repeatable; default: .).
+    #[arg(long, value_name = "DIR", requires = "proto")]
+    pub(crate) import_path: Vec<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct CallArgs {
     /// The server: host:port, or with --demo a service name.
@@ -100,6 +112,8 @@ pub(crate) struct CallArgs {
     pub(crate) compact: bool,
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
+    #[command(flatten)]
+    pub(crate) schema: SchemaArgs,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +159,8 @@ pub(crate) struct BenchArgs {
     pub(crate) no_progress: bool,
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
+    #[command(flatten)]
+    pub(crate) schema: SchemaArgs,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,8 @@ use herald::client::{Channel, ResponseStream};
 use herald::codegen::{ClientPolicy, MethodContract, NoAppError, RpcKind};
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
+
+use crate::cli::SchemaArgs;
 use prost_types::FileDescriptorProto;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -135,23 +137,68 @@ impl Reflection {
     /// # Errors
     /// The name is malformed, or the server has no such service or method.
     pub(crate) async fn method(&mut self, name: &str) -> anyhow::Result<MethodDescriptor> {
-        let (service, method) = split_method(name)?;
+        let (service, _) = split_method(name)?;
         let pool = self.pool_for(service).await?;
-        let service_descriptor = pool
-            .get_service_by_name(service)
-            .ok_or_else(|| anyhow!("the server has no service {service}"))?;
-        let found = service_descriptor.methods().find(|m| m.name() == method);
-        found.ok_or_else(|| {
-            let names: Vec<String> = service_descriptor
-                .methods()
-                .map(|m| m.name().to_owned())
-                .collect();
-            anyhow!(
-                "{service} has no method {method}; it has: {}",
-                names.join(", ")
-            )
-        })
+        method_in(&pool, name, "the server")
     }
+}
+
+/// Where a method's types come from: `.proto` files given on the command line, or else the
+/// server's reflection service.
+pub(crate) async fn method(
+    channel: &Channel,
+    schema: &SchemaArgs,
+    name: &str,
+) -> anyhow::Result<MethodDescriptor> {
+    match local_pool(schema)? {
+        Some(pool) => method_in(&pool, name, "the .proto files"),
+        None => Reflection::start(channel).await?.method(name).await,
+    }
+}
+
+/// The services of the `.proto` files, or else those the server lists.
+pub(crate) async fn services(
+    channel: &Channel,
+    schema: &SchemaArgs,
+) -> anyhow::Result<Vec<String>> {
+    match local_pool(schema)? {
+        Some(pool) => Ok(pool.services().map(|s| s.full_name().to_owned()).collect()),
+        None => Reflection::start(channel).await?.services().await,
+    }
+}
+
+fn local_pool(schema: &SchemaArgs) -> anyhow::Result<Option<DescriptorPool>> {
+    if schema.proto.is_empty() {
+        return Ok(None);
+    }
+    let includes = if schema.import_path.is_empty() {
+        vec![std::path::PathBuf::from(".")]
+    } else {
+        schema.import_path.clone()
+    };
+    let bytes = herald_build::descriptor_set(&schema.proto, &includes)
+        .map_err(|e| anyhow!("{}", e.to_string().replace('\n', "; ")))?;
+    let pool = DescriptorPool::decode(bytes.as_slice()).context("the compiled .proto files")?;
+    Ok(Some(pool))
+}
+
+/// The method `name` in `pool`; `source` says where the pool came from, for errors.
+fn method_in(pool: &DescriptorPool, name: &str, source: &str) -> anyhow::Result<MethodDescriptor> {
+    let (service, method) = split_method(name)?;
+    let service_descriptor = pool
+        .get_service_by_name(service)
+        .ok_or_else(|| anyhow!("no service {service} in {source}"))?;
+    let found = service_descriptor.methods().find(|m| m.name() == method);
+    found.ok_or_else(|| {
+        let names: Vec<String> = service_descriptor
+            .methods()
+            .map(|m| m.name().to_owned())
+            .collect();
+        anyhow!(
+            "{service} has no method {method}; it has: {}",
+            names.join(", ")
+        )
+    })
 }
 
 /// `package.Service/Method` or `package.Service.Method` → (service, method).

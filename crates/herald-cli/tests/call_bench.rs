@@ -102,6 +102,38 @@ fn call_and_bench_a_running_demo() {
         serde_json::json!({"key": "greeting", "value": "aGVsbG8="})
     );
 
+    // The same call with the types from the .proto file instead of reflection.
+    let protos = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/cache/proto");
+    let proto_file = format!("{protos}/cache.proto");
+    let (ok, out, err) = run(&[
+        "call",
+        "--demo",
+        demo,
+        "--proto",
+        &proto_file,
+        "--import-path",
+        protos,
+        "cache",
+        "cache.Cache/Get",
+        "-d",
+        r#"{"key": "greeting"}"#,
+    ]);
+    assert!(ok, "{err}");
+    let from_proto: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(from_proto, answer);
+    one_line_error(
+        &[
+            "call",
+            "--demo",
+            demo,
+            "--proto",
+            "nonexistent.proto",
+            "cache",
+            "cache.Cache/Get",
+        ],
+        "nonexistent.proto",
+    );
+
     // A server stream: one compact line per message.
     let (ok, out, err) = run(&[
         "call",

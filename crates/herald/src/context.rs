@@ -13,6 +13,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
+use crate::call_metadata::{CallMetadata, MetadataCapture, ResponseMetadata};
 use crate::contract::MethodContract;
 use crate::identity::Identity;
 use crate::timeout;
@@ -50,6 +51,10 @@ struct Inner {
     method: Option<&'static MethodContract>,
     /// The request's span, when tracing is on: the parent of every child call.
     trace: Option<opentelemetry::Context>,
+    /// The served call's request headers and response additions (empty in a derived context).
+    call: CallMetadata,
+    /// Where calls made with this context record their response metadata, if asked.
+    capture: Option<MetadataCapture>,
 }
 
 // === impl Context ===
@@ -66,6 +71,8 @@ impl Context {
                 propagated: Vec::new(),
                 method: None,
                 trace: None,
+                call: CallMetadata::default(),
+                capture: None,
             }),
         }
     }
@@ -113,6 +120,8 @@ impl Context {
                 propagated,
                 method: Some(method),
                 trace,
+                call: CallMetadata::default(),
+                capture: None,
             }),
         })
     }
@@ -140,6 +149,20 @@ impl Context {
         inner.propagated.retain(|(n, _)| *n != name);
         inner.propagated.push((name, value));
         self
+    }
+
+    /// This context, recording the response metadata of the calls made with it (initial
+    /// and trailing, merged) into the returned capture: for clients that read what a server
+    /// sends beside its messages.
+    #[must_use]
+    pub fn capture_response_metadata(mut self) -> (Context, MetadataCapture) {
+        let capture = MetadataCapture::default();
+        Arc::make_mut(&mut self.inner).capture = Some(capture.clone());
+        (self, capture)
+    }
+
+    pub(crate) fn capture(&self) -> Option<&MetadataCapture> {
+        self.inner.capture.as_ref()
     }
 
     /// This context with the dry-run flag set.
@@ -191,6 +214,57 @@ impl Context {
             .iter()
             .find(|(n, _)| n.as_str() == name)
             .map(|(_, v)| v)
+    }
+
+    /// A header (metadata entry) of the request this handler serves, whatever its name;
+    /// `None` when absent, and in a context that serves no request.
+    pub fn request_header(&self, name: &str) -> Option<&HeaderValue> {
+        self.inner.call.request()?.get(name)
+    }
+
+    /// Every header of the request this handler serves.
+    pub fn request_headers(&self) -> Option<&HeaderMap> {
+        self.inner.call.request()
+    }
+
+    /// Adds initial metadata to the response (a header sent before the first message). For
+    /// a unary or client-streaming method, call it before the handler returns; for a
+    /// server stream, before returning the stream. Names gRPC owns (`grpc-status`,
+    /// `content-type`, ...) are ignored. Binary values go in names ending `-bin`, base64.
+    pub fn set_response_header(&self, name: HeaderName, value: HeaderValue) {
+        self.inner.call.add(false, name, value);
+    }
+
+    /// Adds trailing metadata to the response (sent with the status, also after an error);
+    /// a stream's handler may add it until the stream ends.
+    pub fn set_response_trailer(&self, name: HeaderName, value: HeaderValue) {
+        self.inner.call.add(true, name, value);
+    }
+
+    /// Whether to compress this (unary) response when the server compresses and the caller
+    /// accepts it: `false` sends it uncompressed, e.g. because it is already compressed data.
+    pub fn set_response_compression(&self, compress: bool) {
+        self.inner.call.set_compression(compress);
+    }
+
+    pub(crate) fn set_request_headers(&self, headers: HeaderMap) {
+        self.inner.call.set_request(headers);
+    }
+
+    pub(crate) fn take_response_metadata(&self) -> Option<Box<ResponseMetadata>> {
+        self.inner.call.take_response()
+    }
+
+    pub(crate) fn response_compression(&self) -> Option<bool> {
+        self.inner.call.compression()
+    }
+
+    pub(crate) fn take_response_headers(&self) -> Option<HeaderMap> {
+        self.inner.call.take_headers()
+    }
+
+    pub(crate) fn take_response_trailers(&self) -> Option<HeaderMap> {
+        self.inner.call.take_trailers()
     }
 
     /// Whether the caller asked for no side effects.

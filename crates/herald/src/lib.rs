@@ -15,10 +15,12 @@
 
 pub mod admin;
 mod app_error;
+mod call_metadata;
 pub mod client;
 mod code;
 #[doc(hidden)]
 pub mod codegen;
+mod compression;
 mod context;
 pub mod contract;
 mod cow_map;
@@ -31,7 +33,9 @@ pub mod timeout;
 pub mod tls;
 
 pub use app_error::{AppError, NoAppError};
+pub use call_metadata::MetadataCapture;
 pub use code::{Code, UnknownCodeName};
+pub use compression::Compression;
 pub use context::{Context, DRY_RUN, Propagation, REQUEST_ID, TENANT};
 pub use error::{CallError, Error};
 pub use identity::Identity;

@@ -344,21 +344,26 @@ async fn queued_requests_past_their_deadline_never_reach_the_handler() {
         status.message()
     );
     assert_eq!(server.stats().expired_in_queue(), 1);
-    // The queue holds one: the next one queues, the one after is shed at once.
-    let queued = tokio::spawn({
+    // The queue holds one, and it is LIFO: a newer request takes the place of the one
+    // waiting, which is shed at once.
+    let older = tokio::spawn({
         let accounts = accounts.clone();
         async move { lookup(&accounts, "t").await }
     });
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let shed = lookup(&accounts, "t").await.expect_err("queue full");
+    let newer = tokio::spawn({
+        let accounts = accounts.clone();
+        async move { lookup(&accounts, "t").await }
+    });
+    let shed = older.await.expect("task").expect_err("pushed out");
     assert_eq!(shed.code(), Code::ResourceExhausted);
     assert!(shed.message().contains("queue is full"), "{shed}");
     handler.gate.add_permits(1);
     busy.await.expect("task").expect("the slow call completes");
-    queued
+    newer
         .await
         .expect("task")
-        .expect("the queued call runs after it");
+        .expect("the newest queued call runs after it");
     assert_eq!(
         handler.started.load(Ordering::SeqCst),
         2,

@@ -1,13 +1,23 @@
 //! Bare tonic 0.14, one tokio worker: the anchors' reference server.
+//!
+//! Flags: `--port N`; `--work-us N` (CPU burnt per call, for the overload scenario). It serves
+//! server reflection too, for `herald bench` (a separate service: not on the echo's path).
+
+#[path = "../common.rs"]
+mod common;
 
 mod pb {
     include!(concat!(env!("OUT_DIR"), "/tonic/bench.rs"));
+    pub(crate) const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/tonic/descriptors.bin"));
 }
 
 use pb::Msg;
 use pb::echo_server::{Echo, EchoServer};
 
-struct Echoer;
+struct Echoer {
+    work_us: u64,
+}
 
 #[tonic::async_trait]
 impl Echo for Echoer {
@@ -15,17 +25,20 @@ impl Echo for Echoer {
         &self,
         request: tonic::Request<Msg>,
     ) -> Result<tonic::Response<Msg>, tonic::Status> {
+        common::work(self.work_us);
         Ok(tonic::Response::new(request.into_inner()))
     }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::args()
-        .skip_while(|a| a != "--port")
-        .nth(1)
-        .map_or(Ok(0), |p| p.parse())?;
+    let port: u16 = common::flag("port", 0)?;
+    let work_us: u64 = common::flag("work-us", 0)?;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .event_interval(common::flag("event-interval", 61)?)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
@@ -33,7 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("LISTENING {}", listener.local_addr()?.port());
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         tonic::transport::Server::builder()
-            .add_service(EchoServer::new(Echoer))
+            .add_service(EchoServer::new(Echoer { work_us }))
+            .add_service(reflection)
             .serve_with_incoming(incoming)
             .await?;
         Ok(())

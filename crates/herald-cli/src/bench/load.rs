@@ -86,7 +86,7 @@ pub(crate) async fn run(
                     break;
                 }
                 tokio::select! {
-                    Some(outcome) = in_flight.next() => recorder.record(0, &outcome),
+                    Some(outcome) = in_flight.next() => recorder.record(0, 0, &outcome),
                     _ = ticks.tick() => show(progress, &recorder, plan),
                 }
             }
@@ -114,7 +114,8 @@ pub(crate) async fn run(
                 }
                 tokio::select! {
                     Some(outcome) = in_flight.next() => {
-                        recorder.record(plan.step_of(start, outcome.due), &outcome);
+                        let due_step = plan.step_of(start, outcome.due);
+                        recorder.record(due_step, plan.step_of(start, outcome.done), &outcome);
                     }
                     () = &mut wake, if room && next.is_some() => {}
                     _ = ticks.tick() => show(progress, &recorder, plan),

@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::call::parse_requests;
 use crate::cli::BenchArgs;
 use crate::connect::Server;
-use crate::reflect::{Reflection, contract_for};
+use crate::reflect::{self, contract_for};
 
 use self::load::Call;
 use self::plan::Plan;
@@ -39,10 +39,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let server = Server::resolve(&args.target, &args.connect)?;
     let channel = server.channel(args.connections)?;
-    let method = Reflection::start(&channel)
-        .await?
-        .method(&args.method)
-        .await?;
+    let method = reflect::method(&channel, &args.schema, &args.method).await?;
     if method.is_client_streaming() || method.is_server_streaming() {
         bail!(
             "herald bench loads unary methods; {} streams",

@@ -40,6 +40,9 @@ pub(crate) struct Recorder {
     /// Where measurement starts: calls due earlier are warm-up.
     start: Instant,
     pub(crate) steps: Vec<Tally>,
+    /// Calls answered OK *during* each step (by when the answer came, not when the call was
+    /// due): a step's goodput. Answers after the last step count towards it.
+    pub(crate) answered_ok: Vec<u64>,
     pub(crate) seconds: Vec<Tally>,
     pub(crate) warmup_calls: u64,
 }
@@ -106,19 +109,26 @@ impl Recorder {
         Recorder {
             start,
             steps: (0..steps.max(1)).map(|_| Tally::new()).collect(),
+            answered_ok: vec![0; steps.max(1)],
             seconds: Vec::new(),
             warmup_calls: 0,
         }
     }
 
-    /// Records `outcome` in `step` and in the second it was due.
-    pub(crate) fn record(&mut self, step: usize, outcome: &Outcome) {
+    /// Records `outcome` in the step it was due in (`due_step`), in the second it was due,
+    /// and, when OK, as an answer of the step it came in (`done_step`).
+    pub(crate) fn record(&mut self, due_step: usize, done_step: usize, outcome: &Outcome) {
         if outcome.due < self.start {
             self.warmup_calls += 1;
             return;
         }
-        if let Some(tally) = self.steps.get_mut(step) {
+        if let Some(tally) = self.steps.get_mut(due_step) {
             tally.add(outcome);
+        }
+        if outcome.code == Code::Ok
+            && let Some(answered) = self.answered_ok.get_mut(done_step)
+        {
+            *answered += 1;
         }
         let second = outcome.due.duration_since(self.start).as_secs() as usize;
         if self.seconds.len() <= second {
@@ -167,15 +177,16 @@ mod tests {
         let t0 = Instant::now();
         let start = t0 + Duration::from_secs(1);
         let mut recorder = Recorder::new(start, 2);
-        recorder.record(0, &outcome(t0, 500, 1, Code::Ok)); // warm-up
-        recorder.record(0, &outcome(t0, 1000, 2, Code::Ok));
-        recorder.record(0, &outcome(t0, 1999, 4, Code::ResourceExhausted));
-        recorder.record(1, &outcome(t0, 2500, 8, Code::Ok));
+        recorder.record(0, 0, &outcome(t0, 500, 1, Code::Ok)); // warm-up
+        recorder.record(0, 1, &outcome(t0, 1000, 2, Code::Ok));
+        recorder.record(0, 1, &outcome(t0, 1999, 4, Code::ResourceExhausted));
+        recorder.record(1, 1, &outcome(t0, 2500, 8, Code::Ok));
         assert_eq!(recorder.warmup_calls, 1);
         assert_eq!(recorder.steps[0].calls(), 2);
         assert_eq!(recorder.steps[0].ok.len(), 1);
         assert_eq!(recorder.steps[0].failed.len(), 1);
         assert_eq!(recorder.steps[1].calls(), 1);
+        assert_eq!(recorder.answered_ok, [0, 2], "answered in the second step");
         assert_eq!(recorder.seconds.len(), 2);
         assert_eq!(recorder.seconds[0].calls(), 2);
         let total = recorder.total();

@@ -36,7 +36,7 @@ pub(crate) struct Part {
     pub(crate) calls: u64,
     pub(crate) ok: u64,
     pub(crate) calls_per_second: f64,
-    /// Calls answered OK per second.
+    /// Calls answered OK per second: of a step, those answered during it.
     pub(crate) goodput: f64,
     pub(crate) codes: BTreeMap<&'static str, u64>,
     /// Of calls answered OK.
@@ -140,7 +140,14 @@ impl Report {
             .steps
             .iter()
             .zip(rates)
-            .map(|(tally, rate)| Part::new(tally, *rate, step_seconds))
+            .zip(&recorder.answered_ok)
+            .map(|((tally, rate), answered)| {
+                let mut part = Part::new(tally, *rate, step_seconds);
+                if let Some(seconds) = step_seconds.filter(|s| *s > 0.0) {
+                    part.goodput = *answered as f64 / seconds;
+                }
+                part
+            })
             .collect();
         let timeline = recorder
             .seconds

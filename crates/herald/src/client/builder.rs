@@ -28,6 +28,7 @@ pub struct Builder {
     connections: usize,
     budget: RetryBudget,
     observer: Arc<dyn Observer>,
+    compression: Option<crate::Compression>,
 }
 
 enum Security {
@@ -53,7 +54,15 @@ impl Builder {
             budget: RetryBudget::default(),
             // Every channel feeds the process's Prometheus client metrics unless told otherwise.
             observer: crate::observe::client_metrics(),
+            compression: None,
         }
+    }
+
+    /// Compresses every request with `compression` (the server must accept it; herald's and
+    /// gRPC's all accept gzip). Compressed responses are accepted either way.
+    pub fn compression(mut self, compression: crate::Compression) -> Self {
+        self.compression = Some(compression);
+        self
     }
 
     /// Mutual TLS, talking only to servers that prove the identity `server`.
@@ -129,6 +138,7 @@ impl Builder {
                 breakers: Breakers::default(),
                 budget: self.budget,
                 observer: self.observer,
+                compression: self.compression,
             }),
         })
     }

@@ -22,6 +22,7 @@ use tonic::metadata::MetadataMap;
 use tonic_prost::ProstCodec;
 
 use crate::Code;
+use crate::MetadataCapture;
 use crate::app_error::AppError;
 use crate::client::balance::{Balance, CallDeadline};
 use crate::client::channel::Channel;
@@ -29,6 +30,7 @@ use crate::client::observe::{BreakerEvent, CallEvent};
 use crate::client::response_stream::ResponseStream;
 use crate::client::retry::Retries;
 use crate::client::unsent::is_unsent;
+use crate::compression;
 use crate::context::Context;
 use crate::contract::MethodContract;
 use crate::error::CallError;
@@ -74,10 +76,16 @@ impl Channel {
     {
         self.call(ctx, method, true, |mut grpc, attempt| {
             let request = attempt.request(request.clone());
+            let capture = attempt.ctx.capture().cloned();
             async move {
-                grpc.unary(request, path(method), C::default())
-                    .await
-                    .map(tonic::Response::into_inner)
+                let result = grpc.unary(request, path(method), C::default()).await;
+                if let Some(capture) = capture {
+                    capture.reset(match &result {
+                        Ok(response) => response.metadata().as_ref(),
+                        Err(status) => status.metadata().as_ref(),
+                    });
+                }
+                result.map(tonic::Response::into_inner)
             }
         })
         .await
@@ -120,11 +128,11 @@ impl Channel {
         self.call(ctx, method, false, |mut grpc, attempt| {
             let request = request.take().map(|(r, c)| (attempt.request(r), c));
             let deadline = attempt.deadline;
+            let capture = attempt.ctx.capture().cloned();
             async move {
                 let (request, codec) = request.ok_or_else(spent)?;
-                grpc.server_streaming(request, path(method), codec)
-                    .await
-                    .map(|r| ResponseStream::new(r.into_inner(), method, deadline))
+                let result = grpc.server_streaming(request, path(method), codec).await;
+                started(result, method, deadline, capture)
             }
         })
         .await
@@ -150,11 +158,19 @@ impl Channel {
         let mut requests = Some(requests);
         self.call(ctx, method, false, |mut grpc, attempt| {
             let request = requests.take().map(|r| attempt.request(r));
+            let capture = attempt.ctx.capture().cloned();
             async move {
                 let request = request.ok_or_else(spent)?;
-                grpc.client_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
-                    .await
-                    .map(tonic::Response::into_inner)
+                let result = grpc
+                    .client_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
+                    .await;
+                if let Some(capture) = capture {
+                    capture.reset(match &result {
+                        Ok(response) => response.metadata().as_ref(),
+                        Err(status) => status.metadata().as_ref(),
+                    });
+                }
+                result.map(tonic::Response::into_inner)
             }
         })
         .await
@@ -199,11 +215,11 @@ impl Channel {
         self.call(ctx, method, false, |mut grpc, attempt| {
             let request = requests.take().map(|(r, c)| (attempt.request(r), c));
             let deadline = attempt.deadline;
+            let capture = attempt.ctx.capture().cloned();
             async move {
                 let (request, codec) = request.ok_or_else(spent)?;
-                grpc.streaming(request, path(method), codec)
-                    .await
-                    .map(|r| ResponseStream::new(r.into_inner(), method, deadline))
+                let result = grpc.streaming(request, path(method), codec).await;
+                started(result, method, deadline, capture)
             }
         })
         .await
@@ -286,8 +302,7 @@ impl Channel {
             deadline,
             trace: span.as_ref(),
         };
-        let balance = &inner.balance;
-        let attempts_made = retries.run(|| attempt(Grpc::new(balance.clone()), &context));
+        let attempts_made = retries.run(|| attempt(self.grpc(), &context));
         let result = within(deadline, method, async {
             attempts_made
                 .await
@@ -308,6 +323,15 @@ impl Channel {
             false,
         );
         result
+    }
+
+    /// A tonic client over the balancer, with the channel's compression.
+    fn grpc(&self) -> Grpc {
+        let grpc = Grpc::new(self.inner.balance.clone()).accept_compressed(compression::ACCEPTED);
+        match self.inner.compression {
+            Some(compression) => grpc.send_compressed(compression.encoding()),
+            None => grpc,
+        }
     }
 
     fn report(
@@ -381,6 +405,22 @@ fn call_error<E: AppError>(
     } else {
         error
     }
+}
+
+/// The response stream of a started streaming call, its head recorded when asked.
+fn started<T, E: AppError>(
+    result: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
+    method: &'static MethodContract,
+    deadline: Option<Instant>,
+    capture: Option<MetadataCapture>,
+) -> Result<ResponseStream<T, E>, tonic::Status> {
+    if let Some(capture) = &capture {
+        capture.reset(match &result {
+            Ok(response) => response.metadata().as_ref(),
+            Err(status) => status.metadata().as_ref(),
+        });
+    }
+    result.map(|r| ResponseStream::new(r.into_inner(), method, deadline, capture))
 }
 
 /// A streaming call's request was already used by an earlier attempt (never happens: they

@@ -31,6 +31,7 @@ pub(crate) struct Inner {
     pub(crate) breakers: Breakers,
     pub(crate) budget: RetryBudget,
     pub(crate) observer: Arc<dyn Observer>,
+    pub(crate) compression: Option<crate::Compression>,
 }
 
 /// A channel could not be built.

@@ -6,10 +6,11 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use futures_util::Stream;
+use futures_util::{FutureExt as _, Stream};
 use tokio::time::{Instant, Sleep};
 
 use crate::Code;
+use crate::MetadataCapture;
 use crate::app_error::AppError;
 use crate::contract::MethodContract;
 use crate::error::CallError;
@@ -20,6 +21,8 @@ pub struct ResponseStream<T, E: AppError> {
     method: &'static MethodContract,
     deadline: Option<Pin<Box<Sleep>>>,
     done: bool,
+    /// Where the stream's trailing metadata goes, when the caller asked.
+    capture: Option<MetadataCapture>,
     _error: PhantomData<fn() -> E>,
 }
 
@@ -30,12 +33,14 @@ impl<T, E: AppError> ResponseStream<T, E> {
         inner: tonic::Streaming<T>,
         method: &'static MethodContract,
         deadline: Option<Instant>,
+        capture: Option<MetadataCapture>,
     ) -> Self {
         ResponseStream {
             inner,
             method,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
             done: false,
+            capture,
             _error: PhantomData,
         }
     }
@@ -78,6 +83,9 @@ impl<T, E: AppError> Stream for ResponseStream<T, E> {
             Poll::Ready(Some(Ok(item))) => Poll::Ready(Some(Ok(item))),
             Poll::Ready(Some(Err(status))) => {
                 self.done = true;
+                if let Some(capture) = &self.capture {
+                    capture.extend(status.metadata().as_ref());
+                }
                 Poll::Ready(Some(Err(CallError::from_status(
                     method.full_name(),
                     &status,
@@ -85,6 +93,12 @@ impl<T, E: AppError> Stream for ResponseStream<T, E> {
             }
             Poll::Ready(None) => {
                 self.done = true;
+                if let Some(capture) = self.capture.clone() {
+                    // The stream has ended: its trailers are already read, nothing waits.
+                    if let Some(Ok(Some(trailers))) = self.inner.trailers().now_or_never() {
+                        capture.extend(trailers.as_ref());
+                    }
+                }
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,

@@ -3,8 +3,14 @@
 //! of growing without bound (Courier's "automatic circuit breaker").
 //!
 //! LIFO serves the newest waiter first: under overload the oldest are the ones whose caller
-//! is about to give up. CoDel (Facebook's "Fail at Scale") serves oldest first, but when the
-//! queue has not drained for 100 ms a new waiter gets 5 ms instead of the full timeout.
+//! is about to give up, so a full LIFO queue sheds its *oldest* waiter to make room for a new
+//! one, and the queue always holds the freshest requests. CoDel (Facebook's "Fail at Scale")
+//! serves oldest first and refuses newcomers when full, but when the queue has not drained for
+//! 100 ms a new waiter gets 5 ms instead of the full timeout.
+//!
+//! A waiter's time is checked when a slot is handed out as well as by its own timer: on a
+//! saturated runtime a timer can fire late, and a request past its queue time must be shed,
+//! not run.
 //!
 //! A slot is taken with one compare-and-swap when free; the queue's mutex is touched only
 //! when all slots are busy. A released slot goes straight to a waiter.
@@ -44,7 +50,20 @@ struct Waiters {
 #[derive(Debug)]
 struct Waiter {
     id: u64,
-    wake: oneshot::Sender<()>,
+    wake: oneshot::Sender<Wake>,
+    /// When it stops waiting.
+    give_up: Instant,
+}
+
+/// What a waiter is woken with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Wake {
+    /// A slot is now the waiter's.
+    Admitted,
+    /// Pushed out of a full LIFO queue by a newer request.
+    Evicted,
+    /// Its time ran out before a slot came (noticed by a release before its timer).
+    Expired,
 }
 
 /// A held slot; dropping it frees the slot (or hands it to a waiter).
@@ -110,7 +129,7 @@ impl Admission {
         if self.try_take(policy.max_concurrency) {
             return Ok(permit());
         }
-        let (id, mut woken, timeout) = {
+        let (id, mut woken, timeout, give_up, by_deadline) = {
             let mut waiters = self.lock();
             // Announce the waiter before the last look at the slots: a release that misses
             // this look sees `queued` and wakes us (the two counters are SeqCst).
@@ -120,8 +139,21 @@ impl Admission {
                 return Ok(permit());
             }
             if waiters.queue.len() >= policy.max_queue {
-                self.queued.fetch_sub(1, SeqCst);
-                return Err(Shed::QueueFull);
+                // LIFO makes room by shedding its oldest; CoDel (and an empty bound) refuses.
+                let oldest = match policy.kind {
+                    QueueKind::Lifo => waiters.queue.pop_front(),
+                    QueueKind::Codel => None,
+                };
+                match oldest {
+                    Some(oldest) => {
+                        self.queued.fetch_sub(1, SeqCst);
+                        let _gone = oldest.wake.send(Wake::Evicted);
+                    }
+                    None => {
+                        self.queued.fetch_sub(1, SeqCst);
+                        return Err(Shed::QueueFull);
+                    }
+                }
             }
             let now = Instant::now();
             if waiters.queue.is_empty() {
@@ -134,36 +166,46 @@ impl Admission {
                 QueueKind::Codel if standing => CODEL_TARGET.min(policy.queue_timeout),
                 _ => policy.queue_timeout,
             };
+            let by_deadline = deadline.is_some_and(|d| d < now + timeout);
+            let give_up = match deadline {
+                Some(d) => d.min(now + timeout),
+                None => now + timeout,
+            };
             let (wake, woken) = oneshot::channel();
             let id = waiters.next_id;
             waiters.next_id += 1;
-            waiters.queue.push_back(Waiter { id, wake });
-            (id, woken, timeout)
+            waiters.queue.push_back(Waiter { id, wake, give_up });
+            (id, woken, timeout, give_up, by_deadline)
         };
         let leave = Leave {
             admission: self,
             id,
         };
-        let give_up = Instant::now() + timeout;
-        let (until, by_deadline) = match deadline {
-            Some(d) if d < give_up => (d, true),
-            _ => (give_up, false),
+        let shed = |wake| match wake {
+            Wake::Evicted => Shed::QueueFull,
+            _ if by_deadline => Shed::DeadlineExceeded,
+            _ => Shed::TimedOut(timeout),
         };
-        if let Ok(Ok(())) = tokio::time::timeout_at(until, &mut woken).await {
-            std::mem::forget(leave);
-            return Ok(permit());
+        match tokio::time::timeout_at(give_up, &mut woken).await {
+            Ok(Ok(Wake::Admitted)) => {
+                std::mem::forget(leave);
+                return Ok(permit());
+            }
+            // Taken out of the queue by whoever woke us.
+            Ok(Ok(wake)) => {
+                std::mem::forget(leave);
+                return Err(shed(wake));
+            }
+            Ok(Err(_)) | Err(_) => {}
         }
         if leave.remove() {
-            return Err(if by_deadline {
-                Shed::DeadlineExceeded
-            } else {
-                Shed::TimedOut(timeout)
-            });
+            return Err(shed(Wake::Expired));
         }
-        // Handed a slot at the very moment we gave up: it is ours.
+        // Woken at the very moment we gave up: a slot handed over is ours.
         match woken.try_recv() {
-            Ok(()) => Ok(permit()),
-            Err(_) => Err(Shed::TimedOut(timeout)),
+            Ok(Wake::Admitted) => Ok(permit()),
+            Ok(wake) => Err(shed(wake)),
+            Err(_) => Err(shed(Wake::Expired)),
         }
     }
 
@@ -179,12 +221,22 @@ impl Admission {
             return;
         }
         let mut waiters = self.lock();
+        let now = Instant::now();
         loop {
             let next = match kind {
                 QueueKind::Lifo => waiters.queue.pop_back(),
                 QueueKind::Codel => waiters.queue.pop_front(),
             };
             let Some(waiter) = next else { return };
+            if waiter.give_up <= now {
+                // Past its time, its timer not yet run: shed it, never run it late.
+                self.queued.fetch_sub(1, SeqCst);
+                if waiters.queue.is_empty() {
+                    waiters.last_empty = Some(now);
+                }
+                let _gone = waiter.wake.send(Wake::Expired);
+                continue;
+            }
             if !self.try_take(max) {
                 // Someone took the slot first; their release will wake this waiter.
                 match kind {
@@ -195,9 +247,9 @@ impl Admission {
             }
             self.queued.fetch_sub(1, SeqCst);
             if waiters.queue.is_empty() {
-                waiters.last_empty = Some(Instant::now());
+                waiters.last_empty = Some(now);
             }
-            if waiter.wake.send(()).is_ok() {
+            if waiter.wake.send(Wake::Admitted).is_ok() {
                 return;
             }
             // The waiter's request is gone: free the slot again and try the next one.
@@ -300,13 +352,13 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn lifo_serves_the_newest_waiter_first_and_refuses_beyond_the_bound() {
+    async fn lifo_serves_the_newest_waiter_first_and_sheds_the_oldest_when_full() {
         let admission = Arc::new(Admission::default());
         let policy = policy(QueueKind::Lifo, 3, 1000);
         let held = admission.acquire(&policy, None).await.expect("free slot");
         let (mut results, tasks) = queue_up(&admission, &policy, 4).await;
-        // The fourth found the queue full at once.
-        assert_eq!(results.recv().await, Some((3, Err(Shed::QueueFull))));
+        // The fourth found the queue full: the oldest waiter made room for it.
+        assert_eq!(results.recv().await, Some((0, Err(Shed::QueueFull))));
         assert_eq!(admission.queued(), 3);
         drop(held);
         let order: Vec<usize> = [
@@ -317,7 +369,7 @@ mod tests {
         .into_iter()
         .map(|r| r.expect("a result").0)
         .collect();
-        assert_eq!(order, [2, 1, 0], "newest first");
+        assert_eq!(order, [3, 2, 1], "newest first");
         for task in tasks {
             task.await.expect("waiter task");
         }
@@ -325,11 +377,12 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn codel_serves_oldest_first() {
+    async fn codel_serves_oldest_first_and_refuses_newcomers_when_full() {
         let admission = Arc::new(Admission::default());
         let policy = policy(QueueKind::Codel, 3, 1000);
         let held = admission.acquire(&policy, None).await.expect("free slot");
-        let (mut results, _tasks) = queue_up(&admission, &policy, 3).await;
+        let (mut results, _tasks) = queue_up(&admission, &policy, 4).await;
+        assert_eq!(results.recv().await, Some((3, Err(Shed::QueueFull))));
         drop(held);
         let order: Vec<usize> = [
             results.recv().await,

@@ -24,7 +24,7 @@ pub(crate) struct ServerCollector {
 impl Collector for ServerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.stats;
-        let counters: [(&str, &str, u64); 4] = [
+        let counters: [(&str, &str, u64); 5] = [
             (
                 "herald_server_connections",
                 "Connections accepted",
@@ -44,6 +44,11 @@ impl Collector for ServerCollector {
                 "herald_server_expired_on_arrival",
                 "Requests whose deadline had passed before any work",
                 s.expired_on_arrival(),
+            ),
+            (
+                "herald_server_preface_timeouts",
+                "Connections closed for not starting HTTP/2 in time",
+                s.preface_timeouts(),
             ),
         ];
         for (name, help, value) in counters {

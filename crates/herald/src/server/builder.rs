@@ -66,6 +66,7 @@ pub struct Builder {
     access: Option<Access>,
     admin: Option<AdminConfig>,
     logging: Option<LogControl>,
+    compression: Option<crate::Compression>,
 }
 
 /// Who may call: the limits file, or (explicitly) everyone.
@@ -118,6 +119,7 @@ impl Server {
             access: None,
             admin: None,
             logging: None,
+            compression: None,
         }
     }
 }
@@ -183,6 +185,14 @@ impl Builder {
         self
     }
 
+    /// Compresses responses with `compression` for callers that accept it (they say so in
+    /// `grpc-accept-encoding`); off by default: compression costs CPU that small messages do
+    /// not pay back. Compressed requests are accepted either way.
+    pub fn compression(mut self, compression: crate::Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
     /// How long in-flight calls may run after a shutdown starts.
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -216,6 +226,7 @@ impl Builder {
             access,
             admin,
             logging,
+            compression,
         } = self;
         let (security, access) = match (security, access) {
             (Some(security), Some(access)) => (security, access),
@@ -227,6 +238,7 @@ impl Builder {
         let env = Arc::new(Env {
             limits: limits.clone(),
             stats: stats.clone(),
+            compression,
         });
 
         let names: Vec<&'static str> = services.iter().map(|s| s.contract.name).collect();

@@ -20,6 +20,7 @@ use tower::Service;
 use crate::identity::Identity;
 use crate::server::call::Call;
 use crate::server::connections::{ConnEntry, Connections, CountingIo};
+use crate::server::preface::{self, PrefaceWatch};
 use crate::server::router::{RouteFuture, Router};
 use crate::server::stats::ServerStats;
 use crate::tls::ServerTls;
@@ -39,6 +40,7 @@ pub(crate) enum Security {
 }
 
 /// How long a client may take to finish its TLS handshake.
+/// How long a peer has for the TLS handshake, and again for the HTTP/2 preface.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the accept loop shares with every connection.
@@ -174,7 +176,7 @@ async fn run_connection<S>(
         Security::InsecurePlaintext => {
             serve(
                 &shared,
-                TokioIo::new(stream),
+                stream,
                 ConnInfo {
                     identity: None,
                     entry,
@@ -210,13 +212,7 @@ async fn run_connection<S>(
             if let Some(identity) = &identity {
                 let _ = entry.identity.set(identity.clone());
             }
-            serve(
-                &shared,
-                TokioIo::new(stream),
-                ConnInfo { identity, entry },
-                shutdown,
-            )
-            .await;
+            serve(&shared, stream, ConnInfo { identity, entry }, shutdown).await;
         }
     }
     drop(registration);
@@ -230,20 +226,25 @@ where
         + Sync
         + 'static,
     S::Future: Send,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = conn.entry.peer;
     let service = ConnService {
         router: shared.router.clone(),
         conn: Arc::new(conn),
     };
-    let connection = shared.http.serve_connection(io, service);
+    let (io, preface_seen) = PrefaceWatch::new(io);
+    let connection = shared.http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
             if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
+        }
+        () = preface::missed(preface_seen, HANDSHAKE_TIMEOUT) => {
+            ServerStats::count(&shared.stats.preface_timeouts);
+            tracing::info!(%peer, "no HTTP/2 preface in time: connection closed");
         }
         _ = shutdown.changed() => {
             connection.as_mut().graceful_shutdown();

@@ -25,6 +25,8 @@ use crate::server::stats::ServerStats;
 pub(crate) struct Env {
     pub(crate) limits: Http2Limits,
     pub(crate) stats: Arc<ServerStats>,
+    /// Responses are compressed with this when the caller accepts it.
+    pub(crate) compression: Option<crate::Compression>,
 }
 
 /// Calls the method's handler.
@@ -125,10 +127,21 @@ impl http_body::Body for PermitBody {
     }
 }
 
-/// Runs `response` (decode, handler, encode) until the context's deadline, catching panics.
+/// Runs `response` (decode, handler, encode) until the context's deadline, catching panics;
+/// then adds the metadata the handler set (`streams`: a body the handler still writes).
 pub(crate) async fn guard_response(
     env: Arc<Env>,
     ctx: Context,
+    streams: bool,
+    response: impl Future<Output = http::Response<Body>> + Send,
+) -> http::Response<Body> {
+    let response = guarded(&env, &ctx, response).await;
+    crate::server::metadata::apply(&ctx, response, streams)
+}
+
+async fn guarded(
+    env: &Env,
+    ctx: &Context,
     response: impl Future<Output = http::Response<Body>> + Send,
 ) -> http::Response<Body> {
     let guarded = AssertUnwindSafe(response).catch_unwind();
@@ -137,12 +150,12 @@ pub(crate) async fn guard_response(
             Ok(outcome) => outcome,
             Err(_) => {
                 ServerStats::count(&env.stats.deadline_exceeded_in_handler);
-                return deadline_exceeded(&ctx).into_http();
+                return deadline_exceeded(ctx).into_http();
             }
         },
         None => guarded.await,
     };
-    outcome.unwrap_or_else(|panic| panicked(&env, &ctx, panic.as_ref()).into_http())
+    outcome.unwrap_or_else(|panic| panicked(env, ctx, panic.as_ref()).into_http())
 }
 
 /// The status of a handler cancelled at its deadline.

@@ -12,9 +12,11 @@ use std::sync::Arc;
 
 use futures_util::{Stream, TryStreamExt};
 use tonic::body::Body;
+use tonic::codec::SingleMessageCompressionOverride;
 use tonic_prost::ProstCodec;
 
 use crate::app_error::AppError;
+use crate::compression;
 use crate::context::Context;
 use crate::contract::{MethodContract, ServiceContract};
 use crate::error::Error;
@@ -70,19 +72,20 @@ impl ServiceMethods {
             let f = f.clone();
             let handler_ctx = ctx.clone();
             let svc = tower::service_fn(move |r: tonic::Request<Req>| {
-                let fut = f(handler_ctx.clone(), r.into_inner());
+                let (metadata, _, message) = r.into_parts();
+                handler_ctx.set_request_headers(metadata.into_headers());
+                let ctx = handler_ctx.clone();
+                let fut = f(handler_ctx.clone(), message);
                 async move {
                     fut.await
-                        .map(tonic::Response::new)
+                        .map(|m| response(&ctx, m))
                         .map_err(Error::into_status)
                 }
             });
             let mut grpc = codec::<Resp, Req>(env);
-            guard_response(
-                env.clone(),
-                ctx,
-                async move { grpc.unary(svc, request).await },
-            )
+            guard_response(env.clone(), ctx, false, async move {
+                grpc.unary(svc, request).await
+            })
         })
     }
 
@@ -109,7 +112,9 @@ impl ServiceMethods {
             let svc = tower::service_fn(move |r: tonic::Request<Req>| {
                 let ctx = handler_ctx.clone();
                 let env = stream_env.clone();
-                let fut = f(ctx.clone(), r.into_inner());
+                let (metadata, _, message) = r.into_parts();
+                ctx.set_request_headers(metadata.into_headers());
+                let fut = f(ctx.clone(), message);
                 async move {
                     let stream = fut.await.map_err(Error::into_status)?;
                     let stream = stream.map_err(Error::into_status);
@@ -117,7 +122,7 @@ impl ServiceMethods {
                 }
             });
             let mut grpc = codec::<Resp, Req>(env);
-            guard_response(env.clone(), ctx, async move {
+            guard_response(env.clone(), ctx, true, async move {
                 grpc.server_streaming(svc, request).await
             })
         })
@@ -142,15 +147,18 @@ impl ServiceMethods {
             let f = f.clone();
             let handler_ctx = ctx.clone();
             let svc = tower::service_fn(move |r: tonic::Request<tonic::Streaming<Req>>| {
-                let fut = f(handler_ctx.clone(), RequestStream::new(r.into_inner()));
+                let (metadata, _, messages) = r.into_parts();
+                handler_ctx.set_request_headers(metadata.into_headers());
+                let ctx = handler_ctx.clone();
+                let fut = f(handler_ctx.clone(), RequestStream::new(messages));
                 async move {
                     fut.await
-                        .map(tonic::Response::new)
+                        .map(|m| response(&ctx, m))
                         .map_err(Error::into_status)
                 }
             });
             let mut grpc = codec::<Resp, Req>(env);
-            guard_response(env.clone(), ctx, async move {
+            guard_response(env.clone(), ctx, false, async move {
                 grpc.client_streaming(svc, request).await
             })
         })
@@ -179,7 +187,9 @@ impl ServiceMethods {
             let svc = tower::service_fn(move |r: tonic::Request<tonic::Streaming<Req>>| {
                 let ctx = handler_ctx.clone();
                 let env = stream_env.clone();
-                let fut = f(ctx.clone(), RequestStream::new(r.into_inner()));
+                let (metadata, _, messages) = r.into_parts();
+                ctx.set_request_headers(metadata.into_headers());
+                let fut = f(ctx.clone(), RequestStream::new(messages));
                 async move {
                     let stream = fut.await.map_err(Error::into_status)?;
                     let stream = stream.map_err(Error::into_status);
@@ -187,7 +197,7 @@ impl ServiceMethods {
                 }
             });
             let mut grpc = codec::<Resp, Req>(env);
-            guard_response(env.clone(), ctx, async move {
+            guard_response(env.clone(), ctx, true, async move {
                 grpc.streaming(svc, request).await
             })
         })
@@ -239,8 +249,25 @@ where
     Resp: prost::Message + Send + 'static,
     Req: prost::Message + Default + Send + 'static,
 {
-    tonic::server::Grpc::new(ProstCodec::default()).apply_max_message_size_config(
-        Some(env.limits.max_decoding_message_size),
-        Some(env.limits.max_encoding_message_size),
-    )
+    let grpc = tonic::server::Grpc::new(ProstCodec::default())
+        .apply_max_message_size_config(
+            Some(env.limits.max_decoding_message_size),
+            Some(env.limits.max_encoding_message_size),
+        )
+        .accept_compressed(compression::ACCEPTED);
+    match env.compression {
+        Some(compression) => grpc.send_compressed(compression.encoding()),
+        None => grpc,
+    }
+}
+
+/// A single response, uncompressed if the handler asked.
+fn response<T>(ctx: &Context, message: T) -> tonic::Response<T> {
+    let mut response = tonic::Response::new(message);
+    if ctx.response_compression() == Some(false) {
+        response
+            .extensions_mut()
+            .insert(SingleMessageCompressionOverride::Disable);
+    }
+    response
 }

@@ -17,6 +17,7 @@ pub struct ServerStats {
     pub(crate) shed_queue_full: AtomicU64,
     pub(crate) shed_queue_timeout: AtomicU64,
     pub(crate) expired_in_queue: AtomicU64,
+    pub(crate) preface_timeouts: AtomicU64,
 }
 
 // === impl ServerStats ===
@@ -65,6 +66,11 @@ impl ServerStats {
     /// Calls whose deadline passed while they queued.
     pub fn expired_in_queue(&self) -> u64 {
         self.expired_in_queue.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed for not sending the HTTP/2 preface in time.
+    pub fn preface_timeouts(&self) -> u64 {
+        self.preface_timeouts.load(Ordering::Relaxed)
     }
 
     /// TLS handshakes: full, resumed, failed.
