@@ -54,6 +54,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         accounts_tls,
         &accounts_limits,
         AccountsServer::new(AccountsService::demo()),
+        false,
     )
     .await?;
     // Cache is a client of Accounts with its own identity, and accepts only Accounts there.
@@ -65,6 +66,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         cache_tls,
         &cache_limits,
         CacheServer::new(CacheService::new(accounts_client)),
+        true,
     )
     .await?;
     println!(
@@ -80,6 +82,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let client = CacheClient::new(Channel::tls(cache.local_addr(), &me, "cache")?);
     walk_through(&client, &cache, &me, &ca).await?;
     limits_walk_through(dir, &cache, &cache_limits, &td).await?;
+    bridge_walk_through(&cache, &me).await?;
     print_counters(&accounts, &cache);
 
     if args.serve {
@@ -111,7 +114,11 @@ fn describe(dir: &Path, accounts: &RunningServer, cache: &RunningServer) -> anyh
         "trust_domain": "herald.local",
         "services": {
             "accounts": { "address": accounts.local_addr().to_string(), "identity": "accounts" },
-            "cache": { "address": cache.local_addr().to_string(), "identity": "cache" },
+            "cache": {
+                "address": cache.local_addr().to_string(),
+                "identity": "cache",
+                "legacy_bridge": cache.bridge_addr().map(|a| a.to_string()),
+            },
         },
         "client": { "identity": "user.demo", "cert": path("user.demo.pem"), "key": path("user.demo.key"), "ca": path("ca.pem") },
     });
@@ -457,12 +464,48 @@ async fn serve(
     tls: ServerTls,
     limits: &Path,
     service: impl herald::server::IntoService,
+    bridge: bool,
 ) -> anyhow::Result<RunningServer> {
-    Server::builder()
+    let mut builder = Server::builder()
         .tls(tls)
-        .limits(Limits::from_file(limits)?)
+        .limits(Limits::from_file(limits)?);
+    if bridge {
+        builder = builder.legacy_bridge(([127, 0, 0, 1], 0).into());
+    }
+    builder
         .add_service(service)
         .bind("127.0.0.1:0")
         .await
         .context("starting a demo service on 127.0.0.1")
+}
+
+/// Courier's migration path: the legacy bridge serves the same handler; a client moves
+/// between it and gRPC by changing one line.
+async fn bridge_walk_through(cache: &RunningServer, me: &ClientTls) -> anyhow::Result<()> {
+    let Some(bridge) = cache.bridge_addr() else {
+        return Ok(());
+    };
+    step("9. Migration: the legacy HTTP/1.1 bridge serves the same handler, one line apart");
+    let request = GetRequest {
+        key: "greeting".into(),
+    };
+    let ctx = Context::background();
+    let over_grpc = CacheClient::new(Channel::tls(cache.local_addr(), me, "cache")?)
+        .get(&ctx, request.clone())
+        .await?;
+    let over_bridge = CacheClient::new(Channel::legacy_bridge(bridge, me, "cache")?)
+        .get(&ctx, request)
+        .await?;
+    println!(
+        "   Channel::tls(..)           → Get \"greeting\" = {:?}",
+        String::from_utf8_lossy(&over_grpc.value)
+    );
+    println!(
+        "   Channel::legacy_bridge(..) → Get \"greeting\" = {:?} (POST /cache.Cache/Get on {bridge}, HTTP/1.1)",
+        String::from_utf8_lossy(&over_bridge.value)
+    );
+    println!(
+        "   Legacy calls are counted apart (herald_bridge_requests), so their end can be proven."
+    );
+    Ok(())
 }

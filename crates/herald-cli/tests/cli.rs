@@ -44,7 +44,8 @@ fn demo_walks_through_every_step_and_exits_cleanly() {
         "A broken file (a typo) → refused, the previous limits stay",
         "unknown field `max_concurency`",
         "user.intruder's Get after the bad edit → OK",
-        "0 resumed, 2 refused",
+        "Channel::legacy_bridge(..) → Get \"greeting\" = \"hello\" (POST /cache.Cache/Get on 127.0.0.1:",
+        "1 resumed, 2 refused",
         "both servers drained and stopped",
     ] {
         assert!(

@@ -116,6 +116,18 @@ pub(crate) fn decode_details<E: AppError>(details: &[u8]) -> Option<E> {
         .and_then(|info| E::from_name(&info.reason))
 }
 
+/// The app error in encoded `grpc-status-details-bin`, whatever its enum: (domain, reason),
+/// e.g. ("cache.CacheError", "CACHE_ERROR_NOT_FOUND").
+pub(crate) fn error_reason(details: &[u8]) -> Option<(String, String)> {
+    let status = RpcStatus::decode(details).ok()?;
+    status
+        .details
+        .iter()
+        .filter(|any| any.type_url == ERROR_INFO_TYPE_URL)
+        .find_map(|any| ErrorInfo::decode(any.value.as_slice()).ok())
+        .map(|info| (info.domain, info.reason))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -29,6 +29,7 @@ pub struct Builder {
     budget: RetryBudget,
     observer: Arc<dyn Observer>,
     compression: Option<crate::Compression>,
+    legacy: bool,
 }
 
 enum Security {
@@ -55,7 +56,15 @@ impl Builder {
             // Every channel feeds the process's Prometheus client metrics unless told otherwise.
             observer: crate::observe::client_metrics(),
             compression: None,
+            legacy: false,
         }
+    }
+
+    /// Calls go through the server's legacy HTTP/1.1 bridge at the target's address instead
+    /// of gRPC (see [`Channel::legacy_bridge`]).
+    pub fn through_legacy_bridge(mut self) -> Self {
+        self.legacy = true;
+        self
     }
 
     /// Compresses every request with `compression` (the server must accept it; herald's and
@@ -114,17 +123,29 @@ impl Builder {
     /// No security chosen, or the TLS configuration cannot be made.
     pub fn build(self) -> Result<Channel, ChannelError> {
         let target = self.discovery.authority().to_owned();
-        let connector = match self.security {
+        let (connector, legacy_connector) = match self.security {
             None => return Err(ChannelError::new(target, NoTransport)),
-            Some(Security::Plaintext) => Connector::plaintext(),
+            Some(Security::Plaintext) => (Connector::plaintext(), Connector::plaintext()),
             Some(Security::Tls(tls, server)) => {
                 let config = tls
                     .config_for(server)
                     .map_err(|e| ChannelError::new(target.clone(), e))?;
-                Connector::tls(config, tls.handshakes().clone())
+                // The bridge speaks HTTP/1.1: the same checks, another ALPN.
+                let mut http1 = (*config).clone();
+                http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+                (
+                    Connector::tls(config, tls.handshakes().clone()),
+                    Connector::tls(Arc::new(http1), tls.handshakes().clone()),
+                )
             }
         };
         let host = self.discovery.authority.host().to_owned();
+        let legacy = self.legacy.then(|| {
+            crate::client::legacy::Legacy::new(
+                legacy_connector.with_server_name(&host),
+                self.discovery.authority.as_str(),
+            )
+        });
         let settings = Settings {
             policy: self.load_balancing,
             outlier: self.outlier,
@@ -139,6 +160,7 @@ impl Builder {
                 budget: self.budget,
                 observer: self.observer,
                 compression: self.compression,
+                legacy,
             }),
         })
     }

@@ -57,8 +57,34 @@ impl Channel {
         Resp: prost::Message + Default + Send + Sync + 'static,
         E: AppError,
     {
+        if let Some(legacy) = &self.inner.legacy {
+            return self.legacy_unary(legacy, ctx, method, &request).await;
+        }
         self.unary_with::<ProstCodec<Req, Resp>, E>(ctx, method, request)
             .await
+    }
+
+    /// A unary call through a legacy bridge: deadline and metrics as any call.
+    async fn legacy_unary<Req, Resp, E>(
+        &self,
+        legacy: &crate::client::legacy::Legacy,
+        ctx: &Context,
+        method: &'static MethodContract,
+        request: &Req,
+    ) -> Result<Resp, CallError<E>>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+        E: AppError,
+    {
+        let started = Instant::now();
+        let result = match self.deadline(ctx, method) {
+            Ok(deadline) => legacy.unary(ctx, method, deadline, request).await,
+            Err(error) => Err(error),
+        };
+        let code = result.as_ref().err().map_or(Code::Ok, CallError::code);
+        self.report(method, code, started, 1, false);
+        result
     }
 
     /// A unary call with codec `C`, retried as the method's contract allows.
@@ -256,6 +282,13 @@ impl Channel {
         F: FnMut(Grpc, &Attempt<'_>) -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
+        if self.inner.legacy.is_some() {
+            return Err(CallError::local(
+                method.full_name(),
+                Code::Unimplemented,
+                "the legacy bridge serves unary methods only: call streams over gRPC",
+            ));
+        }
         let started = Instant::now();
         let inner = &self.inner;
         // Who calls whom, for /deps: the service whose handler made this call, if any.
@@ -334,7 +367,7 @@ impl Channel {
         }
     }
 
-    fn report(
+    pub(crate) fn report(
         &self,
         method: &'static MethodContract,
         code: Code,
@@ -430,7 +463,7 @@ fn spent() -> tonic::Status {
 }
 
 /// The longest a call of `method` may take by its contract.
-fn cap(method: &MethodContract) -> Option<Duration> {
+pub(crate) fn cap(method: &MethodContract) -> Option<Duration> {
     match (method.deadline, method.client.timeout) {
         (Some(d), Some(t)) => Some(d.min(t)),
         (d, None) => d,

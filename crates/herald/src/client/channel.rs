@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) budget: RetryBudget,
     pub(crate) observer: Arc<dyn Observer>,
     pub(crate) compression: Option<crate::Compression>,
+    /// Unary calls go through a server's legacy HTTP/1.1 bridge instead.
+    pub(crate) legacy: Option<crate::client::legacy::Legacy>,
 }
 
 /// A channel could not be built.
@@ -84,6 +86,35 @@ impl Channel {
         server: impl Into<Identity>,
     ) -> Result<Channel, ChannelError> {
         Channel::builder(one(addr)?).tls(tls, server).build()
+    }
+
+    /// A mutual-TLS channel through the legacy HTTP/1.1 bridge at `addr` (a server's
+    /// `legacy_bridge` port), proving `server` as [`Channel::tls`] does: the same generated
+    /// clients work on it, unary methods only. Switching a caller from the bridge to gRPC is
+    /// changing this call to [`Channel::tls`] (and the port).
+    ///
+    /// # Errors
+    /// `addr` is not a valid `host:port`.
+    pub fn legacy_bridge(
+        addr: impl fmt::Display,
+        tls: &ClientTls,
+        server: impl Into<Identity>,
+    ) -> Result<Channel, ChannelError> {
+        Channel::builder(one(addr)?)
+            .tls(tls, server)
+            .through_legacy_bridge()
+            .build()
+    }
+
+    /// A plaintext channel through the legacy bridge at `addr`: tests and local experiments.
+    ///
+    /// # Errors
+    /// `addr` is not a valid `host:port`.
+    pub fn legacy_bridge_plaintext(addr: impl fmt::Display) -> Result<Channel, ChannelError> {
+        Channel::builder(one(addr)?)
+            .insecure_plaintext()
+            .through_legacy_bridge()
+            .build()
     }
 
     /// The endpoints discovery lists now (empty before the first call starts discovery).

@@ -45,6 +45,7 @@ mod channel;
 mod connector;
 mod discover;
 mod endpoint;
+mod legacy;
 pub mod observe;
 mod raw;
 mod response_stream;

@@ -20,7 +20,10 @@ use crate::observe::server_metrics::ServerMetrics;
 use crate::server::ServiceMethods;
 use crate::server::acl::AclLayer;
 use crate::server::admit::AdmitLayer;
-use crate::server::conn::{Security, Shared, accept_loop, http2_builder};
+use crate::server::bridge::{Bridge, BridgeMetrics, Schemas};
+use crate::server::conn::{
+    Alpn, Front, Http, Security, Shared, accept_loop, auto_builder, http1_builder, http2_builder,
+};
 use crate::server::connections::Connections;
 use crate::server::deadline::DeadlineLayer;
 use crate::server::dispatch::{Dispatch, Env};
@@ -32,6 +35,7 @@ use crate::server::rate_limit::RateLimitLayer;
 use crate::server::router::Router;
 use crate::server::standard::{set_health, standard_services};
 use crate::server::stats::ServerStats;
+use crate::server::web::GrpcWeb;
 use crate::tls::ServerTls;
 use prometheus_client::registry::Registry;
 use tonic_health::ServingStatus;
@@ -67,6 +71,8 @@ pub struct Builder {
     admin: Option<AdminConfig>,
     logging: Option<LogControl>,
     compression: Option<crate::Compression>,
+    grpc_web: Option<GrpcWeb>,
+    bridge: Option<SocketAddr>,
 }
 
 /// Who may call: the limits file, or (explicitly) everyone.
@@ -80,6 +86,8 @@ enum Access {
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
+    /// The legacy bridge's address and accept loop, when it is on.
+    bridge: Option<(SocketAddr, JoinHandle<()>)>,
     stats: Arc<ServerStats>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -103,6 +111,7 @@ enum BuildErrorKind {
     Admin(AdminError),
     DuplicateMethod(&'static str),
     Bind(std::io::Error),
+    Schemas(String),
 }
 
 // === impl Server ===
@@ -120,6 +129,8 @@ impl Server {
             admin: None,
             logging: None,
             compression: None,
+            grpc_web: None,
+            bridge: None,
         }
     }
 }
@@ -193,6 +204,21 @@ impl Builder {
         self
     }
 
+    /// Serves gRPC-Web too, on the same port (HTTP/1.1 and HTTP/2): browsers call the same
+    /// methods through the same layers. Off by default.
+    pub fn grpc_web(mut self, web: GrpcWeb) -> Self {
+        self.grpc_web = Some(web);
+        self
+    }
+
+    /// Serves the legacy HTTP/1.1 bridge on `addr` too (see [`RunningServer::bridge_addr`]):
+    /// unary methods over `POST /package.Service/Method` with protobuf or JSON bodies, through
+    /// the same security, limits and handlers, counted apart. Off by default.
+    pub fn legacy_bridge(mut self, addr: SocketAddr) -> Self {
+        self.bridge = Some(addr);
+        self
+    }
+
     /// How long in-flight calls may run after a shutdown starts.
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -227,6 +253,8 @@ impl Builder {
             admin,
             logging,
             compression,
+            grpc_web,
+            bridge,
         } = self;
         let (security, access) = match (security, access) {
             (Some(security), Some(access)) => (security, access),
@@ -244,10 +272,18 @@ impl Builder {
         let names: Vec<&'static str> = services.iter().map(|s| s.contract.name).collect();
         let standard = standard_services(&services);
         set_health(&standard.health, &names, ServingStatus::Serving);
+        let schemas = match bridge {
+            None => None,
+            Some(_) => Some(
+                Schemas::new(services.iter().map(|s| s.contract.descriptor_set))
+                    .map_err(BuildErrorKind::Schemas)?,
+            ),
+        };
         let methods: Vec<_> = services.into_iter().flat_map(|s| s.methods).collect();
         let contracts = methods.iter().map(|m| m.contract).collect();
         let mut registry = Registry::default();
         let metrics = ServerMetrics::register(&mut registry);
+        let bridge_metrics = bridge.map(|_| BridgeMetrics::register(&mut registry));
         crate::observe::register_build_info(&mut registry);
         let live = match access {
             Access::AllowAll => LiveLimits::allow_all(contracts),
@@ -311,9 +347,45 @@ impl Builder {
                 )
             }
         };
+        let (http, front, alpn) = match &grpc_web {
+            None => (Http::H2(http2_builder(&limits)), Front::Grpc, Alpn::H2),
+            Some(web) => (
+                Http::Auto(auto_builder(&limits)),
+                Front::GrpcWeb(Arc::new(web.front())),
+                Alpn::H2AndHttp11,
+            ),
+        };
+        let bridge_task = match (bridge, bridge_metrics, schemas) {
+            (Some(addr), Some(metrics), Some(schemas)) => {
+                let listener = std::net::TcpListener::bind(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .and_then(TcpListener::from_std)
+                    .map_err(BuildErrorKind::Bind)?;
+                let bridge_addr = listener.local_addr().map_err(BuildErrorKind::Bind)?;
+                let shared = Arc::new(Shared {
+                    router: router.clone(),
+                    http: Http::H1(http1_builder()),
+                    front: Front::Bridge(Arc::new(Bridge::new(
+                        schemas,
+                        limits.max_decoding_message_size,
+                        metrics,
+                    ))),
+                    alpn: Alpn::Http11,
+                    stats: stats.clone(),
+                    connections: connections.clone(),
+                    security: security.clone(),
+                });
+                let task = tokio::spawn(accept_loop(listener, shared, shutdown_rx.clone(), grace));
+                tracing::info!(%bridge_addr, "herald legacy bridge listening");
+                Some((bridge_addr, task))
+            }
+            _ => None,
+        };
         let shared = Arc::new(Shared {
             router,
-            http: http2_builder(&limits),
+            http,
+            front,
+            alpn,
             stats: stats.clone(),
             connections: connections.clone(),
             security,
@@ -322,6 +394,7 @@ impl Builder {
         tracing::info!(%local_addr, "herald server listening");
         Ok(RunningServer {
             local_addr,
+            bridge: bridge_task,
             stats,
             shutdown,
             task,
@@ -411,6 +484,14 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some((_, bridge)) = self.bridge {
+            let _ = bridge.await;
+        }
+    }
+
+    /// The legacy HTTP/1.1 bridge's address, when [`Builder::legacy_bridge`] turned it on.
+    pub fn bridge_addr(&self) -> Option<SocketAddr> {
+        self.bridge.as_ref().map(|(addr, _)| *addr)
     }
 }
 
@@ -442,6 +523,7 @@ impl fmt::Display for BuildError {
             BuildErrorKind::Admin(error) => write!(f, "{error}"),
             BuildErrorKind::DuplicateMethod(path) => write!(f, "two services serve {path}"),
             BuildErrorKind::Bind(error) => write!(f, "cannot listen: {error}"),
+            BuildErrorKind::Schemas(error) => write!(f, "the legacy bridge cannot start: {error}"),
         }
     }
 }

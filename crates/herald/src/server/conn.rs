@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,11 +19,14 @@ use tonic::body::Body;
 use tower::Service;
 
 use crate::identity::Identity;
+use crate::server::bridge::Bridge;
 use crate::server::call::Call;
 use crate::server::connections::{ConnEntry, Connections, CountingIo};
 use crate::server::preface::{self, PrefaceWatch};
 use crate::server::router::{RouteFuture, Router};
 use crate::server::stats::ServerStats;
+use crate::server::web::WebFront;
+pub(crate) use crate::tls::Alpn;
 use crate::tls::ServerTls;
 
 /// What the server knows of a connection's peer.
@@ -39,23 +43,47 @@ pub(crate) enum Security {
     Tls(ServerTls),
 }
 
-/// How long a client may take to finish its TLS handshake.
 /// How long a peer has for the TLS handshake, and again for the HTTP/2 preface.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the accept loop shares with every connection.
 pub(crate) struct Shared<S> {
     pub(crate) router: Arc<Router<S>>,
-    pub(crate) http: hyper::server::conn::http2::Builder<TokioExecutor>,
+    pub(crate) http: Http,
+    pub(crate) front: Front,
+    /// The application protocols TLS offers.
+    pub(crate) alpn: Alpn,
     pub(crate) stats: Arc<ServerStats>,
     pub(crate) connections: Arc<Connections>,
     pub(crate) security: Security,
+}
+
+/// The HTTP versions a listener speaks.
+pub(crate) enum Http {
+    /// gRPC: HTTP/2 only.
+    H2(hyper::server::conn::http2::Builder<TokioExecutor>),
+    /// gRPC and gRPC-Web: HTTP/2, and HTTP/1.1 for browsers without it.
+    Auto(hyper_util::server::conn::auto::Builder<TokioExecutor>),
+    /// The legacy bridge: HTTP/1.1.
+    H1(hyper::server::conn::http1::Builder),
+}
+
+/// What a listener does with a request before the router.
+#[derive(Clone)]
+pub(crate) enum Front {
+    /// gRPC as it comes.
+    Grpc,
+    /// gRPC, and gRPC-Web translated to it.
+    GrpcWeb(Arc<WebFront>),
+    /// The legacy HTTP/1.1 protocol (protobuf or JSON bodies), translated to gRPC.
+    Bridge(Arc<Bridge>),
 }
 
 /// The per-connection hyper service: routes each request with the connection's info.
 struct ConnService<S> {
     router: Arc<Router<S>>,
     conn: Arc<ConnInfo>,
+    front: Front,
 }
 
 pin_project_lite::pin_project! {
@@ -81,20 +109,41 @@ impl<F: Future> Future for Tracked<F> {
     }
 }
 
+/// A response made by a front (gRPC-Web, the bridge) rather than by the router directly.
+pub(crate) type FrontFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+
 impl<S> hyper::service::Service<http::Request<Incoming>> for ConnService<S>
 where
-    S: Service<Call, Response = http::Response<Body>, Error = Infallible> + Clone,
+    S: Service<Call, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
 {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = Tracked<RouteFuture<S>>;
+    type Future = Tracked<Either<RouteFuture<S>, FrontFuture>>;
 
     fn call(&self, request: http::Request<Incoming>) -> Self::Future {
         let entry = &self.conn.entry;
         entry.requests.fetch_add(1, Relaxed);
         entry.active.fetch_add(1, Relaxed);
+        let request = request.map(Body::new);
+        let inner = match &self.front {
+            Front::GrpcWeb(web) if WebFront::handles(&request) => {
+                Either::Right(web.call(self.router.clone(), self.conn.clone(), request))
+            }
+            Front::Bridge(bridge) => Either::Right(bridge.clone().call(
+                self.router.clone(),
+                self.conn.clone(),
+                request,
+            )),
+            _ => Either::Left(self.router.route(request, &self.conn)),
+        };
         Tracked {
-            inner: self.router.route(request.map(Body::new), &self.conn),
+            inner,
             entry: entry.clone(),
         }
     }
@@ -186,7 +235,7 @@ async fn run_connection<S>(
             .await;
         }
         Security::Tls(tls) => {
-            let accept = tls.acceptor().accept(stream).into_fallible();
+            let accept = tls.acceptor(shared.alpn).accept(stream).into_fallible();
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err((error, tcp))) => {
@@ -218,7 +267,7 @@ async fn run_connection<S>(
     drop(registration);
 }
 
-async fn serve<S, I>(shared: &Shared<S>, io: I, conn: ConnInfo, mut shutdown: watch::Receiver<bool>)
+async fn serve<S, I>(shared: &Shared<S>, io: I, conn: ConnInfo, shutdown: watch::Receiver<bool>)
 where
     S: Service<Call, Response = http::Response<Body>, Error = Infallible>
         + Clone
@@ -232,24 +281,97 @@ where
     let service = ConnService {
         router: shared.router.clone(),
         conn: Arc::new(conn),
+        front: shared.front.clone(),
     };
     let (io, preface_seen) = PrefaceWatch::new(io);
-    let connection = shared.http.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        }
-        () = preface::missed(preface_seen, HANDSHAKE_TIMEOUT) => {
+    let io = TokioIo::new(io);
+    let silent = preface::missed(preface_seen, HANDSHAKE_TIMEOUT);
+    let ended = match &shared.http {
+        Http::H2(http) => drive(http.serve_connection(io, service), silent, shutdown).await,
+        Http::Auto(http) => drive(http.serve_connection(io, service), silent, shutdown).await,
+        Http::H1(http) => drive(http.serve_connection(io, service), silent, shutdown).await,
+    };
+    match ended {
+        Ended::Error(error) => tracing::debug!(%peer, %error, "connection ended with an error"),
+        Ended::Silent => {
             ServerStats::count(&shared.stats.preface_timeouts);
-            tracing::info!(%peer, "no HTTP/2 preface in time: connection closed");
+            tracing::info!(%peer, "nothing spoken in time (no HTTP/2 preface): connection closed");
         }
+        Ended::Done => {}
+    }
+}
+
+/// How a connection ended.
+enum Ended {
+    Done,
+    Error(String),
+    /// The peer said nothing in time.
+    Silent,
+}
+
+/// A hyper connection that can be asked to finish gracefully (GOAWAY, or Connection: close).
+trait Graceful: Future {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S> Graceful for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = Body>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S> Graceful for hyper::server::conn::http1::Connection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http1::Connection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S> Graceful for hyper_util::server::conn::auto::Connection<'_, I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper_util::server::conn::auto::Connection::graceful_shutdown(self);
+    }
+}
+
+/// Serves `connection` until it ends, the peer stays `silent` too long, or shutdown begins
+/// (then in-flight requests finish).
+async fn drive<C, E>(
+    connection: C,
+    silent: impl Future<Output = ()>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Ended
+where
+    C: Graceful<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = silent => return Ended::Silent,
         _ = shutdown.changed() => {
             connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            connection.await
         }
+    };
+    match result {
+        Ok(()) => Ended::Done,
+        Err(error) => Ended::Error(error.to_string()),
     }
 }
 
@@ -264,6 +386,33 @@ async fn linger<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut tcp
         while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
+}
+
+/// HTTP/1.1 and HTTP/2 (by the client preface) for gRPC-Web: HTTP/2 with the same limits.
+pub(crate) fn auto_builder(
+    limits: &crate::server::Http2Limits,
+) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut auto = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    auto.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT);
+    auto.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_pending_accept_reset_streams(limits.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(limits.max_local_error_reset_streams)
+        .max_header_list_size(limits.max_header_list_size)
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
+    auto
+}
+
+/// HTTP/1.1 for the legacy bridge: a slow sender of headers is cut like a silent peer.
+pub(crate) fn http1_builder() -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT);
+    http
 }
 
 pub(crate) fn http2_builder(

@@ -14,6 +14,7 @@
 
 mod acl;
 mod admit;
+mod bridge;
 mod builder;
 pub(crate) mod call;
 mod conn;
@@ -33,6 +34,7 @@ mod signal;
 mod standard;
 mod stats;
 mod streams;
+mod web;
 
 pub use acl::{Acl, AclLayer};
 pub use admit::{Admit, AdmitLayer};
@@ -46,3 +48,4 @@ pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use signal::termination_signal;
 pub use stats::ServerStats;
 pub use streams::{RequestStream, StreamError};
+pub use web::{GrpcWeb, InvalidOrigin};

@@ -12,6 +12,7 @@ use tower::util::{BoxCloneSyncService, Oneshot};
 use tower::{Service, ServiceExt};
 
 use crate::context::{Context, Propagation};
+use crate::contract::MethodContract;
 use crate::limits::{LiveLimits, Rate};
 use crate::observe::server_metrics::ServerMetrics;
 use crate::server::call::Call;
@@ -130,6 +131,11 @@ where
     /// The services served, by full name.
     pub(crate) fn service_names(&self) -> Vec<&'static str> {
         self.services.clone()
+    }
+
+    /// The contract of the method at `path`, if it is one of the services' own.
+    pub(crate) fn contract(&self, path: &str) -> Option<&'static MethodContract> {
+        self.routes.get(path).map(|m| m.method.contract)
     }
 
     /// Every routed method, for the admin endpoints.

@@ -25,6 +25,17 @@ pub use server::ServerTls;
 pub use spiffe::{IdentityError, InvalidTrustDomain, TrustDomain};
 pub use stats::HandshakeStats;
 
+/// The application protocols a TLS listener offers in ALPN.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Alpn {
+    /// gRPC.
+    H2,
+    /// gRPC and gRPC-Web (browsers may speak HTTP/1.1).
+    H2AndHttp11,
+    /// The legacy bridge.
+    Http11,
+}
+
 /// TLS could not be set up.
 #[derive(Clone)]
 pub struct TlsError {

@@ -9,11 +9,11 @@ use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 
 use crate::Identity;
-use crate::tls::TlsError;
 use crate::tls::material::{Material, TlsFiles};
 use crate::tls::provider::{VERSIONS, provider};
 use crate::tls::spiffe::TrustDomain;
 use crate::tls::verify::SpiffeClientVerifier;
+use crate::tls::{Alpn, TlsError};
 
 /// How many TLS 1.2 sessions the server remembers for resumption.
 const SESSION_CACHE: usize = 4096;
@@ -22,7 +22,12 @@ const SESSION_CACHE: usize = 4096;
 #[derive(Clone)]
 pub struct ServerTls {
     material: Arc<Material>,
+    /// gRPC: ALPN h2.
     config: Arc<ServerConfig>,
+    /// gRPC and gRPC-Web: h2 and http/1.1.
+    web: Arc<ServerConfig>,
+    /// The legacy bridge: http/1.1.
+    http1: Arc<ServerConfig>,
 }
 
 /// Serves the current certificate, whatever reloads happened since start.
@@ -60,14 +65,19 @@ impl ServerTls {
     }
 
     fn with_material(material: Arc<Material>) -> Result<ServerTls, TlsError> {
-        let mut config = config(&material, b"h2")?;
-        // Resumption: session ids (TLS 1.2) from a cache, stateless tickets (TLS 1.3).
-        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-        config.ticketer =
-            rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError::new(e.to_string()))?;
+        let resumable = |alpn: &[&[u8]]| -> Result<Arc<ServerConfig>, TlsError> {
+            let mut config = config(&material, alpn)?;
+            // Resumption: session ids (TLS 1.2) from a cache, stateless tickets (TLS 1.3).
+            config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+            config.ticketer =
+                rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError::new(e.to_string()))?;
+            Ok(Arc::new(config))
+        };
         Ok(ServerTls {
+            config: resumable(&[b"h2"])?,
+            web: resumable(&[b"h2", b"http/1.1"])?,
+            http1: resumable(&[b"http/1.1"])?,
             material,
-            config: Arc::new(config),
         })
     }
 
@@ -106,12 +116,16 @@ impl ServerTls {
     pub(crate) fn http1_acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config(
             &self.material,
-            b"http/1.1",
+            &[b"http/1.1"],
         )?)))
     }
 
-    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(self.config.clone())
+    pub(crate) fn acceptor(&self, alpn: Alpn) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(match alpn {
+            Alpn::H2 => self.config.clone(),
+            Alpn::H2AndHttp11 => self.web.clone(),
+            Alpn::Http11 => self.http1.clone(),
+        })
     }
 }
 
@@ -130,7 +144,7 @@ impl ResolvesServerCert for CurrentCert {
 }
 
 /// herald's server configuration for `alpn`: mutual TLS with SPIFFE identities.
-fn config(material: &Arc<Material>, alpn: &[u8]) -> Result<ServerConfig, TlsError> {
+fn config(material: &Arc<Material>, alpn: &[&[u8]]) -> Result<ServerConfig, TlsError> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
         .map_err(|e| TlsError::new(e.to_string()))?
@@ -138,7 +152,7 @@ fn config(material: &Arc<Material>, alpn: &[u8]) -> Result<ServerConfig, TlsErro
             material: material.clone(),
         }))
         .with_cert_resolver(Arc::new(CurrentCert(material.clone())));
-    config.alpn_protocols = vec![alpn.to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }
 
