@@ -180,3 +180,22 @@ async fn a_panicking_handler_answers_internal_and_the_server_keeps_serving() {
     assert_eq!(services.accounts.stats().panics(), 3);
     services.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_oversized_request_is_resource_exhausted_and_the_server_goes_on() {
+    let services = support::Services::start().await;
+    let cache = services.cache_client();
+    let ctx = Context::background();
+    // 5 MiB, over the default 4 MiB message limit.
+    let huge = GetRequest {
+        key: "k".repeat(5 << 20),
+    };
+    let refused = cache.get(&ctx, huge).await.expect_err("too large");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused}");
+    let missing = cache
+        .get(&ctx, GetRequest { key: "k".into() })
+        .await
+        .expect_err("no such key");
+    assert_eq!(missing.code(), Code::NotFound, "still serving: {missing}");
+    services.shutdown().await;
+}

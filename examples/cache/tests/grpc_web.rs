@@ -9,6 +9,32 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+/// The response head curl saw for a POST of `body` (at most 10 s).
+fn curl_head(url: &str, content_type: &str, body: &[u8], dir: &Path) -> String {
+    let file = dir.join("body");
+    std::fs::write(&file, body).expect("write body");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-i",
+            "--max-time",
+            "10",
+            "-H",
+            "expect:",
+            "-X",
+            "POST",
+            "-H",
+        ])
+        .arg(format!("content-type: {content_type}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    text.split("\n\n").next().unwrap_or_default().to_owned()
+}
+
 use herald::client::Channel;
 use herald::server::GrpcWeb;
 use herald::{Context, Server};
@@ -101,6 +127,38 @@ async fn a_browser_calls_get_and_a_streamed_dump_over_grpc_web() {
         metrics.contains(r#"herald_server_requests_total{service="cache.Cache",method="Dump",caller="unauthenticated",code="OK"} 1"#),
         "{metrics}"
     );
+    // Bad gRPC-Web input gets a status, not a hang or a crash.
+    let url = format!("{server}/cache.Cache/Get");
+    let huge = vec![0u8; 5 << 20];
+    let mut oversized = vec![0u8];
+    oversized.extend(u32::try_from(huge.len()).expect("fits").to_be_bytes());
+    oversized.extend(&huge);
+    for (content_type, body, want) in [
+        // A frame that says 5 bytes and brings 2.
+        (
+            "application/grpc-web+proto",
+            b"\x00\x00\x00\x00\x05ab".to_vec(),
+            "grpc-status: ",
+        ),
+        // Not a protobuf GetRequest.
+        (
+            "application/grpc-web+proto",
+            b"\x00\x00\x00\x00\x02\xff\xff".to_vec(),
+            "grpc-status: 13",
+        ),
+        // Over the 4 MiB message limit.
+        ("application/grpc-web+proto", oversized, "grpc-status: 8"),
+        // Not gRPC-Web at all, over HTTP/1.1.
+        ("text/plain", b"hello".to_vec(), "HTTP/1.1 400"),
+    ] {
+        let head = curl_head(&url, content_type, &body, dir.path());
+        assert!(
+            head.contains(want),
+            "{content_type}: want {want:?} in\n{head}"
+        );
+        assert!(!head.contains("grpc-status: 0"), "{content_type}: {head}");
+    }
+
     // And plain gRPC still works on the same port.
     let got = client
         .get(

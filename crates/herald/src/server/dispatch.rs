@@ -135,8 +135,26 @@ pub(crate) async fn guard_response(
     streams: bool,
     response: impl Future<Output = http::Response<Body>> + Send,
 ) -> http::Response<Body> {
-    let response = guarded(&env, &ctx, response).await;
+    let mut response = guarded(&env, &ctx, response).await;
+    oversized_is_resource_exhausted(&mut response);
     crate::server::metadata::apply(&ctx, response, streams)
+}
+
+/// tonic refuses a request message over the size limit with OUT_OF_RANGE; gRPC's own
+/// implementations (and its spec of the limit) say RESOURCE_EXHAUSTED, which is what clients
+/// and dashboards expect for "too big".
+fn oversized_is_resource_exhausted(response: &mut http::Response<Body>) {
+    const TONIC_TOO_LARGE: &[u8] = b"Error, decoded message length too large";
+    let headers = response.headers_mut();
+    let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+        && headers.get("grpc-message").is_some_and(|m| {
+            m.as_bytes().starts_with(TONIC_TOO_LARGE)
+                || m.as_bytes()
+                    .starts_with(b"Error,%20decoded%20message%20length%20too%20large")
+        });
+    if too_large {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
 }
 
 async fn guarded(

@@ -124,9 +124,11 @@ impl GrpcWeb {
 // === impl WebFront ===
 
 impl WebFront {
-    /// Whether `request` is gRPC-Web (or a browser's preflight for it).
+    /// Whether `request` is gRPC-Web, a browser's preflight for it, or anything over HTTP/1
+    /// (which only gRPC-Web may use: tonic-web refuses the rest with 400).
     pub(crate) fn handles(request: &http::Request<Body>) -> bool {
         request.method() == Method::OPTIONS
+            || request.version() != http::Version::HTTP_2
             || request
                 .headers()
                 .get(http::header::CONTENT_TYPE)
