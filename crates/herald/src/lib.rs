@@ -25,6 +25,8 @@ mod context;
 pub mod contract;
 mod cow_map;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 pub mod limits;
 pub mod observe;

@@ -14,7 +14,7 @@
 
 mod acl;
 mod admit;
-mod bridge;
+pub(crate) mod bridge;
 mod builder;
 pub(crate) mod call;
 mod conn;

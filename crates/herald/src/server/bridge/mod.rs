@@ -20,9 +20,9 @@
 //! counted in `herald_bridge_requests`, by method, caller and format, so a service owner can
 //! see legacy traffic fall to zero before removing the bridge.
 
-mod json;
+pub(crate) mod json;
 mod metrics;
-mod wire;
+pub(crate) mod wire;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -74,7 +74,7 @@ pub(crate) enum Format {
 }
 
 /// A refusal made by the bridge itself, before any handler.
-struct Refusal {
+pub(crate) struct Refusal {
     http: StatusCode,
     code: Code,
     message: String,
@@ -271,7 +271,7 @@ fn no_schema() -> Refusal {
 }
 
 /// The caller's body format, from `content-type`.
-fn format_of(headers: &HeaderMap) -> Result<Format, Refusal> {
+pub(crate) fn format_of(headers: &HeaderMap) -> Result<Format, Refusal> {
     let kind = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
