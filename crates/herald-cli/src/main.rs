@@ -16,10 +16,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match herald::runtime::builder().build() {
         Ok(runtime) => runtime,
         Err(error) => return report(&error.into()),
     };

@@ -30,6 +30,7 @@ pub mod fuzzing;
 mod identity;
 pub mod limits;
 pub mod observe;
+pub mod runtime;
 pub mod server;
 pub mod timeout;
 pub mod tls;

@@ -40,10 +40,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         common::flag("queue-timeout-ms", 1000u64)?,
         common::flag("queue", "lifo".to_owned())?,
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // herald's recommended runtime (herald::runtime), one worker like the anchors; the
+    // flags exist to explore other settings.
+    let runtime = herald::runtime::builder()
         .worker_threads(1)
         .event_interval(common::flag("event-interval", 61)?)
-        .enable_all()
+        .global_queue_interval(common::flag(
+            "global-queue-interval",
+            herald::runtime::GLOBAL_QUEUE_INTERVAL,
+        )?)
         .build()?;
     runtime.block_on(async move {
         let limits = Limits::from_config(LimitsConfig::parse(&limits, "bench limits")?);

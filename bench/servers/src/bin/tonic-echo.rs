@@ -39,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .event_interval(common::flag("event-interval", 61)?)
+        .global_queue_interval(common::flag("global-queue-interval", 31)?)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
