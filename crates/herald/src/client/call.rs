@@ -105,12 +105,7 @@ impl Channel {
             let capture = attempt.ctx.capture().cloned();
             async move {
                 let result = grpc.unary(request, path(method), C::default()).await;
-                if let Some(capture) = capture {
-                    capture.reset(match &result {
-                        Ok(response) => response.metadata().as_ref(),
-                        Err(status) => status.metadata().as_ref(),
-                    });
-                }
+                record_head(capture.as_ref(), &result);
                 result.map(tonic::Response::into_inner)
             }
         })
@@ -190,12 +185,7 @@ impl Channel {
                 let result = grpc
                     .client_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
                     .await;
-                if let Some(capture) = capture {
-                    capture.reset(match &result {
-                        Ok(response) => response.metadata().as_ref(),
-                        Err(status) => status.metadata().as_ref(),
-                    });
-                }
+                record_head(capture.as_ref(), &result);
                 result.map(tonic::Response::into_inner)
             }
         })
@@ -447,13 +437,21 @@ fn started<T, E: AppError>(
     deadline: Option<Instant>,
     capture: Option<MetadataCapture>,
 ) -> Result<ResponseStream<T, E>, tonic::Status> {
-    if let Some(capture) = &capture {
-        capture.reset(match &result {
+    record_head(capture.as_ref(), &result);
+    result.map(|r| ResponseStream::new(r.into_inner(), method, deadline, capture))
+}
+
+/// Records a response's metadata (or its error's) when the caller asked.
+fn record_head<T>(
+    capture: Option<&MetadataCapture>,
+    result: &Result<tonic::Response<T>, tonic::Status>,
+) {
+    if let Some(capture) = capture {
+        capture.reset(match result {
             Ok(response) => response.metadata().as_ref(),
             Err(status) => status.metadata().as_ref(),
         });
     }
-    result.map(|r| ResponseStream::new(r.into_inner(), method, deadline, capture))
 }
 
 /// A streaming call's request was already used by an earlier attempt (never happens: they

@@ -57,3 +57,32 @@ impl Call {
         &self.limits.methods[self.method.index]
     }
 }
+
+/// The layered service every listener routes calls into (the request path after routing):
+/// named once, so the listeners' signatures do not repeat its bounds.
+pub(crate) trait CallStack:
+    tower::Service<
+        Call,
+        Response = http::Response<tonic::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> CallStack for S
+where
+    S: tower::Service<
+            Call,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+}

@@ -16,11 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tonic::body::Body;
-use tower::Service;
 
 use crate::identity::Identity;
 use crate::server::bridge::Bridge;
-use crate::server::call::Call;
+use crate::server::call::CallStack;
 use crate::server::connections::{ConnEntry, Connections, CountingIo};
 use crate::server::preface::{self, PrefaceWatch};
 use crate::server::router::{RouteFuture, Router};
@@ -115,12 +114,7 @@ pub(crate) type FrontFuture =
 
 impl<S> hyper::service::Service<http::Request<Incoming>> for ConnService<S>
 where
-    S: Service<Call, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: CallStack,
 {
     type Response = http::Response<Body>;
     type Error = Infallible;
@@ -157,12 +151,7 @@ pub(crate) async fn accept_loop<S>(
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) where
-    S: Service<Call, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: CallStack,
 {
     let mut connections = JoinSet::new();
     loop {
@@ -211,12 +200,7 @@ async fn run_connection<S>(
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
 ) where
-    S: Service<Call, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: CallStack,
 {
     let registration = shared.connections.register(peer);
     let entry = registration.entry.clone();
@@ -269,12 +253,7 @@ async fn run_connection<S>(
 
 async fn serve<S, I>(shared: &Shared<S>, io: I, conn: ConnInfo, shutdown: watch::Receiver<bool>)
 where
-    S: Service<Call, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: CallStack,
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = conn.entry.peer;

@@ -17,7 +17,7 @@ use tonic::body::Body;
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::server::call::Call;
+use crate::server::call::{Call, CallStack};
 use crate::server::conn::{ConnInfo, FrontFuture};
 use crate::server::router::{RouteFuture, Router};
 
@@ -142,12 +142,7 @@ impl WebFront {
         request: http::Request<Body>,
     ) -> FrontFuture
     where
-        S: Service<Call, Response = http::Response<Body>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send,
+        S: CallStack,
     {
         let web = tonic_web::GrpcWebLayer::new().layer(RouteService { router, conn });
         let service = self.cors.layer(web);

@@ -36,7 +36,7 @@ use tower::Service;
 
 use crate::Code;
 use crate::contract::RpcKind;
-use crate::server::call::Call;
+use crate::server::call::{Call, CallStack};
 use crate::server::conn::{ConnInfo, FrontFuture};
 use crate::server::router::Router;
 
@@ -98,12 +98,7 @@ impl Bridge {
         request: http::Request<Body>,
     ) -> FrontFuture
     where
-        S: Service<Call, Response = http::Response<Body>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send,
+        S: CallStack,
     {
         Box::pin(async move { Ok(self.serve(&router, &conn, request).await) })
     }
