@@ -55,6 +55,18 @@ fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Runs `herald bench` with `args` and `--json`; its stdout and the JSON report.
+fn bench(dir: &Path, name: &str, args: &[&str]) -> (String, serde_json::Value) {
+    let report = dir.join(format!("{name}.json"));
+    let mut all = vec!["bench"];
+    all.extend(args);
+    all.extend(["--json", report.to_str().expect("utf-8")]);
+    let (ok, out, err) = run(&all);
+    assert!(ok, "{err}");
+    let json = std::fs::read_to_string(&report).expect("report");
+    (out, serde_json::from_str(&json).expect("JSON"))
+}
+
 /// Fails with exactly one line on stderr saying `says`.
 fn one_line_error(args: &[&str], says: &str) {
     let (ok, _, stderr) = run(args);
@@ -230,26 +242,23 @@ fn call_and_bench_a_running_demo() {
     );
 
     // Closed loop, a fixed count.
-    let report = dir.path().join("closed.json");
-    let (ok, out, err) = run(&[
-        "bench",
-        "--demo",
-        demo,
-        "cache",
-        "cache.Cache/Get",
-        "-d",
-        r#"{"key": "greeting"}"#,
-        "-n",
-        "300",
-        "-c",
-        "8",
-        "--json",
-        report.to_str().expect("utf-8"),
-    ]);
-    assert!(ok, "{err}");
+    let (out, json) = bench(
+        dir.path(),
+        "closed",
+        &[
+            "--demo",
+            demo,
+            "cache",
+            "cache.Cache/Get",
+            "-d",
+            r#"{"key": "greeting"}"#,
+            "-n",
+            "300",
+            "-c",
+            "8",
+        ],
+    );
     assert!(out.contains("closed loop, 8 callers"), "{out}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
     assert_eq!(json["total"]["calls"], 300);
     assert_eq!(json["total"]["codes"]["OK"], 300);
     assert_eq!(json["coordinated_omission_corrected"], false);
@@ -263,26 +272,23 @@ fn call_and_bench_a_running_demo() {
 
     // Open loop, two steps: the schedule sends exactly rate × duration calls per step, and
     // failures are counted by status: NOT_FOUND for a missing key.
-    let report = dir.path().join("open.json");
-    let (ok, out, err) = run(&[
-        "bench",
-        "--demo",
-        demo,
-        "cache",
-        "cache.Cache/Get",
-        "-d",
-        r#"{"key": "missing"}"#,
-        "--rate",
-        "50,100",
-        "--duration",
-        "1",
-        "--json",
-        report.to_str().expect("utf-8"),
-    ]);
-    assert!(ok, "{err}");
+    let (out, json) = bench(
+        dir.path(),
+        "open",
+        &[
+            "--demo",
+            demo,
+            "cache",
+            "cache.Cache/Get",
+            "-d",
+            r#"{"key": "missing"}"#,
+            "--rate",
+            "50,100",
+            "--duration",
+            "1",
+        ],
+    );
     assert!(out.contains("open loop"), "{out}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
     assert_eq!(json["coordinated_omission_corrected"], true);
     assert_eq!(json["steps"][0]["calls"], 50);
     assert_eq!(json["steps"][1]["calls"], 100);

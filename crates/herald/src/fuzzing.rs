@@ -323,8 +323,12 @@ pub fn bridge_request(data: &[u8]) {
         );
     }
 
-    let schemas = json::Schemas::new([tonic_health::pb::FILE_DESCRIPTOR_SET])
-        .expect("tonic-health's descriptors decode");
+    // Decoded once: the descriptors are the fixture, not the input.
+    static SCHEMAS: std::sync::OnceLock<json::Schemas> = std::sync::OnceLock::new();
+    let schemas = SCHEMAS.get_or_init(|| {
+        json::Schemas::new([tonic_health::pb::FILE_DESCRIPTOR_SET])
+            .expect("tonic-health's descriptors decode")
+    });
     let (input, _) = schemas
         .method("/grpc.health.v1.Health/Check")
         .expect("Health/Check is described");
