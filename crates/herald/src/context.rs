@@ -50,7 +50,7 @@ struct Inner {
     propagated: Vec<(HeaderName, HeaderValue)>,
     method: Option<&'static MethodContract>,
     /// The request's span, when tracing is on: the parent of every child call.
-    trace: Option<opentelemetry::Context>,
+    trace: Option<crate::observe::trace::Trace>,
     /// The served call's request headers and response additions (empty in a derived context).
     call: CallMetadata,
     /// Where calls made with this context record their response metadata, if asked.
@@ -80,7 +80,8 @@ impl Context {
     /// The context of an incoming request, read from its headers before the body is decoded.
     ///
     /// The deadline is the earlier of `grpc-timeout` (counted from `arrival`) and the
-    /// method's own deadline.
+    /// method's own deadline. With `traced`, the request's server span starts here (when
+    /// tracing is installed).
     ///
     /// # Errors
     /// A malformed `grpc-timeout` header.
@@ -90,6 +91,7 @@ impl Context {
         method: &'static MethodContract,
         caller: Option<Identity>,
         propagation: &Propagation,
+        traced: bool,
     ) -> Result<Context, timeout::MalformedTimeout> {
         let sent = match headers.get(timeout::GRPC_TIMEOUT) {
             Some(value) => Some(arrival + timeout::parse(value.as_bytes())?),
@@ -106,12 +108,16 @@ impl Context {
             .iter()
             .filter_map(|name| headers.get(name).map(|v| (name.clone(), v.clone())))
             .collect();
-        let trace = crate::observe::trace::server_span(
-            headers,
-            method,
-            caller.as_ref(),
-            request_id.to_str().unwrap_or(""),
-        );
+        let trace = if traced {
+            crate::observe::trace::server_span(
+                headers,
+                method,
+                caller.as_ref(),
+                request_id.to_str().unwrap_or(""),
+            )
+        } else {
+            None
+        };
         Ok(Context {
             inner: Arc::new(Inner {
                 deadline: earliest(sent, own),
@@ -299,7 +305,7 @@ impl Context {
     }
 
     /// The request's trace context, when tracing is on.
-    pub(crate) fn trace(&self) -> Option<&opentelemetry::Context> {
+    pub(crate) fn trace(&self) -> Option<&crate::observe::trace::Trace> {
         self.inner.trace.as_ref()
     }
 }
@@ -386,8 +392,15 @@ mod tests {
         for (k, v) in headers {
             map.insert(*k, HeaderValue::from_static(v));
         }
-        Context::from_request(&map, Instant::now(), &METHOD, None, &Propagation::default())
-            .expect("valid headers")
+        Context::from_request(
+            &map,
+            Instant::now(),
+            &METHOD,
+            None,
+            &Propagation::default(),
+            true,
+        )
+        .expect("valid headers")
     }
 
     #[tokio::test(start_paused = true)]
@@ -445,8 +458,14 @@ mod tests {
     fn malformed_timeout_is_refused() {
         let mut map = HeaderMap::new();
         map.insert("grpc-timeout", HeaderValue::from_static("soon"));
-        let err =
-            Context::from_request(&map, Instant::now(), &METHOD, None, &Propagation::default());
+        let err = Context::from_request(
+            &map,
+            Instant::now(),
+            &METHOD,
+            None,
+            &Propagation::default(),
+            true,
+        );
         assert!(err.is_err());
     }
 }

@@ -151,7 +151,7 @@ pub fn request_metadata(data: &[u8]) {
     let sent = headers
         .get(timeout::GRPC_TIMEOUT)
         .map(|v| timeout::parse(v.as_bytes()));
-    let ctx = match Context::from_request(&headers, arrival, &SERVED, None, &propagation) {
+    let ctx = match Context::from_request(&headers, arrival, &SERVED, None, &propagation, true) {
         Ok(ctx) => ctx,
         Err(_) => {
             assert!(

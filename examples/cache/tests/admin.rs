@@ -585,3 +585,72 @@ async fn the_admin_endpoint_can_sit_behind_mutual_tls() {
     assert!(!String::from_utf8_lossy(&answer).contains("herald_server"));
     server.shutdown().await;
 }
+
+/// The switch bench/README.md's observability benchmark compares against: without request
+/// observability the same calls leave the per-request series at zero, while the refusal
+/// counters (outside the observe layer) still count.
+#[tokio::test]
+async fn request_observability_can_be_switched_off_for_the_benchmark() {
+    async fn serve_and_call(observed: bool) -> String {
+        let accounts = support::serve(
+            herald_example_cache::accounts::accounts_server::AccountsServer::new(
+                AccountsService::demo(),
+            ),
+        )
+        .await;
+        let accounts_client = herald_example_cache::accounts::accounts_client::AccountsClient::new(
+            support::channel(&accounts),
+        );
+        let limits = "limits:\n  cache.Cache:\n    default:\n      rate_acls: { unauthenticated: -1 }\n    methods:\n      Store:\n        rate_acls: { unauthenticated: 0 }\n";
+        let mut builder = Server::builder()
+            .insecure_plaintext()
+            .limits(Limits::from_config(
+                LimitsConfig::parse(limits, "limits.yaml").expect("valid"),
+            ));
+        if !observed {
+            builder = builder.without_request_observability();
+        }
+        let cache = builder
+            .add_service(CacheServer::new(CacheService::new(accounts_client)))
+            .bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let client = CacheClient::new(support::channel(&cache));
+        let ctx = Context::background();
+        for _ in 0..3 {
+            let missing = client.get(&ctx, GetRequest { key: "k".into() }).await;
+            assert_eq!(missing.expect_err("absent").code(), herald::Code::NotFound);
+        }
+        let store = StoreRequest {
+            account_token: "tok-bob".into(),
+            key: "k".into(),
+            value: b"v".to_vec(),
+        };
+        let denied = client.store(&ctx, store).await.expect_err("denied");
+        assert_eq!(denied.code(), herald::Code::PermissionDenied);
+        let text = cache.metrics_text();
+        cache.shutdown().await;
+        accounts.shutdown().await;
+        text
+    }
+    fn sample<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.starts_with(prefix)).collect()
+    }
+
+    let on = serve_and_call(true).await;
+    let off = serve_and_call(false).await;
+    let answered = "herald_server_requests_total{service=\"cache.Cache\",method=\"Get\",caller=\"unauthenticated\",code=\"NOT_FOUND\"}";
+    assert_eq!(sample(&on, answered), vec![format!("{answered} 3")], "{on}");
+    assert!(sample(&off, answered).is_empty(), "{off}");
+    let timed =
+        "herald_server_request_duration_seconds_count{service=\"cache.Cache\",method=\"Get\"";
+    assert!(sample(&on, timed).iter().any(|l| l.ends_with(" 3")), "{on}");
+    assert!(
+        sample(&off, timed).iter().all(|l| l.ends_with(" 0")),
+        "{off}"
+    );
+    let denied = "herald_server_refused_total{reason=\"denied\"}";
+    for text in [&on, &off] {
+        assert_eq!(sample(text, denied), vec![format!("{denied} 1")], "{text}");
+    }
+}

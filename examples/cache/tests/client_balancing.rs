@@ -440,3 +440,141 @@ async fn a_host_name_target_is_resolved_and_unreachable_addresses_are_avoided() 
     );
     server.shutdown().await;
 }
+
+/// A TCP relay that can go silent: it keeps both sockets open but passes nothing on, as a
+/// peer behind a dropped NAT flow or a powered-off host looks to the caller.
+struct SilentRelay {
+    addr: std::net::SocketAddr,
+    silent: Arc<AtomicBool>,
+}
+
+impl SilentRelay {
+    async fn start(to: std::net::SocketAddr) -> SilentRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let silent = Arc::new(AtomicBool::new(false));
+        let flag = silent.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let outbound = tokio::net::TcpStream::connect(to).await.expect("connect");
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                tokio::spawn(Self::pass(in_read, out_write, flag.clone()));
+                tokio::spawn(Self::pass(out_read, in_write, flag.clone()));
+            }
+        });
+        SilentRelay { addr, silent }
+    }
+
+    async fn pass(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        silent: Arc<AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if silent.load(Ordering::SeqCst) {
+                // Swallow everything from now on, holding both sockets open.
+                continue;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn go_silent(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A stream with no deadline on a connection whose peer stops answering: the keepalive PING
+/// goes unanswered, the connection is closed and the stream fails UNAVAILABLE within the
+/// ping interval plus its timeout — instead of waiting forever.
+#[tokio::test]
+async fn keepalive_finds_a_peer_that_stopped_answering() {
+    use herald::client::Keepalive;
+    use herald_example_cache::cache::GetRequest;
+    use herald_example_cache::cache::cache_client::CacheClient;
+    use tokio_stream::StreamExt;
+
+    let _one = ONE_AT_A_TIME.lock().await;
+    let accounts = serve_at("127.0.0.1:0", Backend::new("accounts")).await;
+    let cache = herald::Server::builder()
+        .insecure_plaintext()
+        .allow_all_callers()
+        .add_service(herald_example_cache::cache::cache_server::CacheServer::new(
+            herald_example_cache::CacheService::new(AccountsClient::new(
+                Channel::insecure_plaintext(accounts.local_addr()).expect("channel"),
+            )),
+        ))
+        .bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let relay = SilentRelay::start(cache.local_addr()).await;
+    let channel = Channel::builder(Discovery::fixed([relay.addr]).expect("discovery"))
+        .insecure_plaintext()
+        .keepalive(Keepalive::every(Duration::from_millis(100)).timeout(Duration::from_millis(200)))
+        .build()
+        .expect("channel");
+    let client = CacheClient::new(channel);
+
+    // GetMany has no deadline: only the connection's health can end it.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(GetRequest { key: "k".into() }).await.expect("send");
+    let mut answers = client
+        .get_many(
+            &Context::background(),
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )
+        .await
+        .expect("get_many starts");
+    let first = answers.next().await.expect("an answer");
+    assert!(first.is_err(), "no such key yet: {first:?}");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut answers = client
+        .get_many(
+            &Context::background(),
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )
+        .await
+        .expect("get_many starts");
+    // Several ping intervals pass with the peer answering: the stream stays open.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    tx.send(GetRequest { key: "k".into() }).await.expect("send");
+    let still = answers.next().await.expect("an answer");
+    assert!(still.is_err(), "NOT_FOUND, answered: {still:?}");
+
+    let (tx2, rx2) = tokio::sync::mpsc::channel(4);
+    let mut open = client
+        .get_many(
+            &Context::background(),
+            tokio_stream::wrappers::ReceiverStream::new(rx2),
+        )
+        .await
+        .expect("get_many starts");
+    relay.go_silent();
+    let started = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), open.next())
+        .await
+        .expect("the stream ends well before 10 s")
+        .expect("an error, not a clean end");
+    let took = started.elapsed();
+    let error = ended.expect_err("the connection is dead");
+    assert_eq!(error.code(), Code::Unavailable, "{error}");
+    assert!(
+        error.to_string().contains("keep-alive"),
+        "the error names the cause: {error}"
+    );
+    assert!(took < Duration::from_secs(2), "found after {took:?}");
+    drop((tx, tx2));
+    cache.shutdown().await;
+    accounts.shutdown().await;
+}

@@ -1,6 +1,6 @@
 //! A two-hop call (client → Cache → Accounts) is one trace: a real OTLP receiver (grpcio +
 //! opentelemetry-proto, in Python) gets the client and server spans of both hops, chained,
-//! with one trace id.
+//! with one trace id. A call its caller did not sample is recorded nowhere down the chain.
 
 mod support;
 
@@ -55,6 +55,30 @@ async fn a_two_hop_call_is_one_trace_at_a_real_otlp_receiver() {
     .expect("install tracing");
 
     let services = support::Services::start().await;
+    // A caller that did not sample its trace: Cache records nothing and tells Accounts so
+    // (had it not, Accounts would start a trace of its own at ratio 1.0 and export a span).
+    let unsampled = "0af7651916cd43dd8448eb211c80319c";
+    let mut raw = support::raw_client(&services.cache);
+    let mut request = tonic::Request::new(StoreRequest {
+        account_token: "tok-bob".into(),
+        key: "u".into(),
+        value: b"v".to_vec(),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{unsampled}-b7ad6b7169203331-00")
+            .parse()
+            .expect("ascii"),
+    );
+    raw.ready().await.expect("ready");
+    raw.unary::<_, herald_example_cache::cache::StoreResponse, _>(
+        request,
+        "/cache.Cache/Store".parse().expect("path"),
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .expect("unsampled store");
+
     let ctx = Context::background();
     services
         .cache_client()
@@ -79,6 +103,13 @@ async fn a_two_hop_call_is_one_trace_at_a_real_otlp_receiver() {
             .expect("a line");
         spans.push(serde_json::from_str::<serde_json::Value>(&line).expect("JSON span"));
     }
+    // Only the sampled call's four spans: none of the unsampled one's, none of a new trace.
+    let more = tokio::time::timeout(Duration::from_millis(500), lines.next_line()).await;
+    assert!(more.is_err(), "an unexpected span: {more:?}");
+    assert!(
+        spans.iter().all(|s| s["trace_id"] != unsampled),
+        "{spans:?}"
+    );
     // SpanKind: 2 server, 3 client.
     let find = |name: &str, kind: i64| {
         spans

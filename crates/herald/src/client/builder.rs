@@ -10,6 +10,7 @@ use crate::client::breaker::Breakers;
 use crate::client::channel::{Channel, ChannelError, Inner};
 use crate::client::connector::Connector;
 use crate::client::discover::Discovery;
+use crate::client::keepalive::Keepalive;
 use crate::client::observe::Observer;
 use crate::client::retry::RetryBudget;
 use crate::tls::ClientTls;
@@ -29,6 +30,7 @@ pub struct Builder {
     budget: RetryBudget,
     observer: Arc<dyn Observer>,
     compression: Option<crate::Compression>,
+    keepalive: Keepalive,
     legacy: bool,
 }
 
@@ -56,6 +58,7 @@ impl Builder {
             // Every channel feeds the process's Prometheus client metrics unless told otherwise.
             observer: crate::observe::client_metrics(),
             compression: None,
+            keepalive: Keepalive::default(),
             legacy: false,
         }
     }
@@ -117,6 +120,13 @@ impl Builder {
         self
     }
 
+    /// When the channel pings its connections to find dead peers (see [`Keepalive`]; the
+    /// default suits every gRPC server).
+    pub fn keepalive(mut self, keepalive: Keepalive) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
+
     /// The channel. Nothing connects until the first call.
     ///
     /// # Errors
@@ -150,7 +160,9 @@ impl Builder {
             policy: self.load_balancing,
             outlier: self.outlier,
             connections: self.connections,
-            connector: connector.with_server_name(&host),
+            connector: connector
+                .with_server_name(&host)
+                .with_keepalive(self.keepalive),
             observer: self.observer.clone(),
         };
         Ok(Channel {

@@ -393,7 +393,7 @@ struct Attempt<'a> {
     ctx: &'a Context,
     deadline: Option<Instant>,
     /// The call's span, when tracing is on: the callee's parent.
-    trace: Option<&'a opentelemetry::Context>,
+    trace: Option<&'a crate::observe::trace::Trace>,
 }
 
 // === impl Attempt ===

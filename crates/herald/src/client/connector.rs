@@ -1,5 +1,6 @@
 //! Opening connections for a channel: TCP, then TLS when the channel is secure.
 
+use crate::client::keepalive::Keepalive;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -26,6 +27,7 @@ pub(crate) struct Connector {
     /// The TLS server name (SNI) when the service has a DNS name; else the address's IP.
     server_name: Option<Arc<str>>,
     last_failure: LastFailure,
+    keepalive: Keepalive,
 }
 
 /// The last I/O failure of any connection of a channel. hyper reports a connection that
@@ -54,6 +56,7 @@ impl Connector {
             tls: None,
             server_name: None,
             last_failure: LastFailure::default(),
+            keepalive: Keepalive::default(),
         }
     }
 
@@ -64,6 +67,7 @@ impl Connector {
             tls,
             server_name: None,
             last_failure: LastFailure::default(),
+            keepalive: Keepalive::default(),
         }
     }
 
@@ -86,6 +90,16 @@ impl Connector {
         }
     }
 
+    /// The same, pinging its connections as `keepalive` says.
+    pub(crate) fn with_keepalive(mut self, keepalive: Keepalive) -> Self {
+        self.keepalive = keepalive;
+        self
+    }
+
+    pub(crate) fn keepalive(&self) -> Keepalive {
+        self.keepalive
+    }
+
     pub(crate) fn last_failure(&self) -> LastFailure {
         self.last_failure.clone()
     }
@@ -98,8 +112,14 @@ impl LastFailure {
     const RELEVANT: Duration = Duration::from_secs(5);
 
     fn record(&self, error: &io::Error) {
+        self.note(crate::tls::describe(error));
+    }
+
+    /// Keeps `why` a connection failed (an HTTP/2 error, an unanswered keepalive PING), for
+    /// the calls it broke: their own errors only say the stream ended.
+    pub(crate) fn note(&self, why: String) {
         if let Ok(mut last) = self.0.lock() {
-            *last = Some((Instant::now(), crate::tls::describe(error)));
+            *last = Some((Instant::now(), why));
         }
     }
 
@@ -135,6 +155,7 @@ impl Service<Uri> for Connector {
             tls,
             server_name,
             last_failure,
+            ..
         } = self.clone();
         Box::pin(async move {
             let tcp = http.call(uri.clone()).await?;

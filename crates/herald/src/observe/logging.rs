@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::fmt::MakeWriter;
+
+use crate::observe::access_json::JsonLines;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
@@ -66,7 +68,10 @@ impl LogControl {
                 .try_init(),
             LogFormat::Json => tracing_subscriber::registry()
                 .with(layer)
-                .with(fmt.json().flatten_event(true))
+                .with(
+                    fmt.fmt_fields(JsonLines::fields())
+                        .event_format(JsonLines::new()),
+                )
                 .try_init(),
         };
         installed.map_err(|e| LogError(format!("a logger is already installed: {e}")))?;

@@ -1,6 +1,7 @@
 //! Observability with no code from the service's author: metrics in Prometheus' text format,
 //! a structured access log, and the service dependency graph.
 
+mod access_json;
 pub mod client_metrics;
 pub(crate) mod deps;
 pub(crate) mod histogram;
@@ -9,6 +10,7 @@ pub(crate) mod server_collector;
 pub(crate) mod server_metrics;
 pub mod trace;
 
+pub(crate) use access_json::ACCESS_TARGET;
 pub use client_metrics::{ClientMetrics, client_metrics};
 pub use logging::{LogControl, LogError, LogFormat};
 pub use trace::{Tracing, TracingConfig, TracingError};

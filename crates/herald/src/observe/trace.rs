@@ -10,12 +10,17 @@ use std::sync::OnceLock;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState, Tracer, TracerProvider,
+};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, SdkTracer, SdkTracerProvider,
+    ShouldSample,
+};
 
 use crate::contract::MethodContract;
 use crate::{Code, Identity};
@@ -42,7 +47,16 @@ pub struct Tracing {
 #[error("tracing: {0}")]
 pub struct TracingError(String);
 
-static TRACER: OnceLock<SdkTracer> = OnceLock::new();
+/// Tracing, once installed: the tracer, and the sampler for new traces that `choose` consults
+/// before making a span.
+struct Installed {
+    tracer: SdkTracer,
+    root_sampler: Sampler,
+}
+
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+
+const TRACEPARENT: &str = "traceparent";
 
 // === impl Tracing ===
 
@@ -69,17 +83,19 @@ impl Tracing {
             BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                config.sampling_ratio,
-            ))))
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_resource(
                 Resource::builder()
                     .with_service_name(config.service_name)
                     .build(),
             )
             .build();
-        TRACER
-            .set(provider.tracer("herald"))
+        let installed = Installed {
+            tracer: provider.tracer("herald"),
+            root_sampler: Sampler::TraceIdRatioBased(config.sampling_ratio),
+        };
+        INSTALLED
+            .set(installed)
             .map_err(|_| TracingError("tracing is already installed in this process".into()))?;
         Ok(Tracing { provider })
     }
@@ -98,16 +114,36 @@ impl Tracing {
     }
 }
 
+/// A call's place in a trace.
+///
+/// Most calls are not sampled. Those carry only the trace's identity, so that the calls they
+/// make are not sampled either: no span object, no allocation, nothing to end.
+#[derive(Clone, Debug)]
+pub(crate) enum Trace {
+    /// A span being recorded, in the context that parents its children.
+    Recorded(opentelemetry::Context),
+    /// A trace not sampled here: passed on to callees as `traceparent` with the sampled flag off.
+    Unrecorded(SpanContext),
+}
+
 /// Starts the span of a request being served, child of the caller's `traceparent`.
 pub(crate) fn server_span(
     headers: &HeaderMap,
     method: &MethodContract,
     caller: Option<&Identity>,
     request_id: &str,
-) -> Option<opentelemetry::Context> {
-    let tracer = TRACER.get()?;
-    let parent = TraceContextPropagator::new().extract(&Headers(headers));
-    let span = tracer
+) -> Option<Trace> {
+    let installed = INSTALLED.get()?;
+    let parent = if headers.contains_key(TRACEPARENT) {
+        TraceContextPropagator::new().extract(&Headers(headers))
+    } else {
+        opentelemetry::Context::new()
+    };
+    if let Choice::Skip(unrecorded) = choose(installed, &parent, method, SpanKind::Server) {
+        return Some(Trace::Unrecorded(unrecorded));
+    }
+    let span = installed
+        .tracer
         .span_builder(method.full_name())
         .with_kind(SpanKind::Server)
         .with_attributes([
@@ -120,20 +156,28 @@ pub(crate) fn server_span(
             ),
             KeyValue::new("herald.request_id", request_id.to_owned()),
         ])
-        .start_with_context(tracer, &parent);
-    Some(parent.with_span(span))
+        .start_with_context(&installed.tracer, &parent);
+    Some(Trace::Recorded(parent.with_span(span)))
 }
 
 /// Starts the span of a call this process makes: a child of the handler's span when the
 /// call is made with a handler's context, else a new trace.
 pub(crate) fn client_span(
-    parent: Option<&opentelemetry::Context>,
+    parent: Option<&Trace>,
     method: &MethodContract,
     request_id: &str,
-) -> Option<opentelemetry::Context> {
-    let tracer = TRACER.get()?;
-    let parent = parent.cloned().unwrap_or_default();
-    let span = tracer
+) -> Option<Trace> {
+    let installed = INSTALLED.get()?;
+    let parent = match parent {
+        Some(Trace::Unrecorded(unrecorded)) => return Some(Trace::Unrecorded(unrecorded.clone())),
+        Some(Trace::Recorded(cx)) => cx.clone(),
+        None => opentelemetry::Context::new(),
+    };
+    if let Choice::Skip(unrecorded) = choose(installed, &parent, method, SpanKind::Client) {
+        return Some(Trace::Unrecorded(unrecorded));
+    }
+    let span = installed
+        .tracer
         .span_builder(method.full_name())
         .with_kind(SpanKind::Client)
         .with_attributes([
@@ -142,12 +186,58 @@ pub(crate) fn client_span(
             KeyValue::new("rpc.method", method.method),
             KeyValue::new("herald.request_id", request_id.to_owned()),
         ])
-        .start_with_context(tracer, &parent);
-    Some(parent.with_span(span))
+        .start_with_context(&installed.tracer, &parent);
+    Some(Trace::Recorded(parent.with_span(span)))
+}
+
+/// Whether a span under `parent` is recorded: as the caller chose, or for a new trace by the
+/// sampling ratio — decided before any span object exists (the SDK's own sampler, which would
+/// decide after, is `ParentBased(AlwaysOn)`: it records whatever reaches it).
+enum Choice {
+    /// Make the span (the SDK records it).
+    Record,
+    /// Do not record; what callees are told.
+    Skip(SpanContext),
+}
+
+fn choose(
+    installed: &Installed,
+    parent: &opentelemetry::Context,
+    method: &MethodContract,
+    kind: SpanKind,
+) -> Choice {
+    let span = parent.span();
+    let known = span.span_context();
+    if known.is_valid() {
+        return if known.is_sampled() {
+            Choice::Record
+        } else {
+            Choice::Skip(known.clone())
+        };
+    }
+    let trace_id = RandomIdGenerator::default().new_trace_id();
+    let decision =
+        installed
+            .root_sampler
+            .should_sample(None, trace_id, method.full_name(), &kind, &[], &[]);
+    if decision.decision == SamplingDecision::RecordAndSample {
+        Choice::Record
+    } else {
+        Choice::Skip(SpanContext::new(
+            trace_id,
+            RandomIdGenerator::default().new_span_id(),
+            TraceFlags::default(),
+            false,
+            TraceState::default(),
+        ))
+    }
 }
 
 /// Ends a request's span with its status code.
-pub(crate) fn end(cx: &opentelemetry::Context, code: Code) {
+pub(crate) fn end(trace: &Trace, code: Code) {
+    let Trace::Recorded(cx) = trace else {
+        return;
+    };
     let span = cx.span();
     span.set_attribute(KeyValue::new("rpc.grpc.status_code", code as i64));
     if code != Code::Ok {
@@ -157,8 +247,15 @@ pub(crate) fn end(cx: &opentelemetry::Context, code: Code) {
 }
 
 /// Writes `traceparent` (and `tracestate`) for a child call.
-pub(crate) fn inject(cx: &opentelemetry::Context, headers: &mut HeaderMap) {
-    TraceContextPropagator::new().inject_context(cx, &mut HeadersMut(headers));
+pub(crate) fn inject(trace: &Trace, headers: &mut HeaderMap) {
+    let propagator = TraceContextPropagator::new();
+    match trace {
+        Trace::Recorded(cx) => propagator.inject_context(cx, &mut HeadersMut(headers)),
+        Trace::Unrecorded(unrecorded) => propagator.inject_context(
+            &opentelemetry::Context::new().with_remote_span_context(unrecorded.clone()),
+            &mut HeadersMut(headers),
+        ),
+    }
 }
 
 struct Headers<'a>(&'a HeaderMap);

@@ -73,6 +73,7 @@ pub struct Builder {
     compression: Option<crate::Compression>,
     grpc_web: Option<GrpcWeb>,
     bridge: Option<SocketAddr>,
+    observe_requests: bool,
 }
 
 /// Who may call: the limits file, or (explicitly) everyone.
@@ -131,6 +132,7 @@ impl Server {
             compression: None,
             grpc_web: None,
             bridge: None,
+            observe_requests: true,
         }
     }
 }
@@ -219,6 +221,15 @@ impl Builder {
         self
     }
 
+    /// Stops observing each request: no per-request metrics (counts by method, caller and
+    /// code, latency, in flight), no access log line, no server span. Refusals, connections,
+    /// handshakes and the admin endpoint still count. On by default; turning it off exists
+    /// to measure what it costs (`bench/README.md`), not for services in production.
+    pub fn without_request_observability(mut self) -> Self {
+        self.observe_requests = false;
+        self
+    }
+
     /// How long in-flight calls may run after a shutdown starts.
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -255,6 +266,7 @@ impl Builder {
             compression,
             grpc_web,
             bridge,
+            observe_requests,
         } = self;
         let (security, access) = match (security, access) {
             (Some(security), Some(access)) => (security, access),
@@ -300,7 +312,11 @@ impl Builder {
             started: metrics.started,
         }));
         let stack = ServiceBuilder::new()
-            .layer(ObserveLayer)
+            .layer(if observe_requests {
+                ObserveLayer::on()
+            } else {
+                ObserveLayer::off()
+            })
             .layer(DeadlineLayer::new(stats.clone()))
             .layer(AclLayer::new(stats.clone()))
             .layer(RateLimitLayer::new(stats.clone()))
@@ -313,6 +329,7 @@ impl Builder {
             live.clone(),
             names.clone(),
             propagation,
+            observe_requests,
             stack,
         );
         for (name, service) in standard.services {

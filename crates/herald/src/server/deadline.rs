@@ -117,6 +117,7 @@ mod tests {
             &METHOD,
             None,
             &Propagation::default(),
+            true,
         )
         .expect("valid headers");
         let methods = ServiceMethods::new(&SERVICE)

@@ -18,14 +18,17 @@ use crate::context::Context;
 use crate::contract::RpcKind;
 use crate::server::call::{Call, RoutedMethod};
 
-/// Applies [`Observe`].
-#[derive(Clone, Debug, Default)]
-pub struct ObserveLayer;
+/// Applies [`Observe`]: on unless built with [`ObserveLayer::off`].
+#[derive(Clone, Copy, Debug)]
+pub struct ObserveLayer {
+    on: bool,
+}
 
 /// Measures and logs each call.
 #[derive(Clone, Debug)]
 pub struct Observe<S> {
     inner: S,
+    on: bool,
 }
 
 /// What to record once the call's code is known.
@@ -65,11 +68,29 @@ pin_project_lite::pin_project! {
 
 // === impl ObserveLayer ===
 
+impl ObserveLayer {
+    /// Records every call.
+    pub fn on() -> Self {
+        ObserveLayer { on: true }
+    }
+
+    /// Records nothing: passes calls through untouched (to measure what recording costs).
+    pub fn off() -> Self {
+        ObserveLayer { on: false }
+    }
+}
+
+impl Default for ObserveLayer {
+    fn default() -> Self {
+        ObserveLayer::on()
+    }
+}
+
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner }
+        Observe { inner, on: self.on }
     }
 }
 
@@ -88,6 +109,12 @@ where
     }
 
     fn call(&mut self, call: Call) -> Self::Future {
+        if !self.on {
+            return ObserveFuture {
+                inner: self.inner.call(call),
+                record: None,
+            };
+        }
         let record = Record {
             method: call.method.clone(),
             ctx: call.ctx.clone(),
@@ -148,7 +175,7 @@ impl Record {
             crate::observe::trace::end(trace, code);
         }
         tracing::info!(
-            target: "herald::access",
+            target: crate::observe::ACCESS_TARGET,
             method = method.method.contract.full_name(),
             caller = self.ctx.caller().map_or("unauthenticated", |c| c.as_str()),
             code = code.name(),

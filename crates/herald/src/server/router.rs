@@ -30,6 +30,8 @@ pub(crate) struct Router<S> {
     limits: Arc<LiveLimits>,
     services: Vec<&'static str>,
     propagation: Propagation,
+    /// Whether requests get a server span (off with the rest of request observability).
+    traced: bool,
     stack: S,
 }
 
@@ -55,6 +57,7 @@ where
         limits: Arc<LiveLimits>,
         services: Vec<&'static str>,
         propagation: Propagation,
+        traced: bool,
         stack: S,
     ) -> Self {
         let routes = methods
@@ -78,6 +81,7 @@ where
             limits,
             services,
             propagation,
+            traced,
             stack,
         }
     }
@@ -103,6 +107,7 @@ where
             method.method.contract,
             conn.identity.clone(),
             &self.propagation,
+            self.traced,
         ) {
             Ok(ctx) => ctx,
             Err(malformed) => {

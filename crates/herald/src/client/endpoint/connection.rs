@@ -126,6 +126,7 @@ pub(crate) fn connect(
 ) -> impl Future<Output = Result<Connected, String>> + Send + use<> {
     let mut connector = connector.clone();
     let last_failure = connector.last_failure();
+    let keepalive = connector.keepalive();
     async move {
         let uri = format!("http://{addr}")
             .parse::<http::Uri>()
@@ -134,15 +135,20 @@ pub(crate) fn connect(
             .call(uri)
             .await
             .map_err(|e| describe(addr, &*e, None))?;
-        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
+        let mut http2 = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+        http2.timer(TokioTimer::new());
+        keepalive.apply(&mut http2);
+        let (sender, connection) = http2
             .handshake::<_, Body>(io)
             .await
             .map_err(|e| describe(addr, &e, None))?;
         let driver = Box::pin(async move {
-            connection
-                .await
-                .map_err(|e| describe(addr, &e, last_failure.recent()))
+            connection.await.map_err(|e| {
+                let why = describe(addr, &e, last_failure.recent());
+                // Noted before the broken streams' owners run, so their errors can say it.
+                last_failure.note(causes(&e));
+                why
+            })
         });
         Ok(Connected { sender, driver })
     }
@@ -154,7 +160,16 @@ pub(crate) fn describe(
     error: &(dyn std::error::Error + 'static),
     io_failure: Option<String>,
 ) -> String {
-    let mut message = format!("{addr}: {error}");
+    let mut message = format!("{addr}: {}", causes(error));
+    if let Some(why) = io_failure {
+        message.push_str(&format!(" (the connection failed: {why})"));
+    }
+    message
+}
+
+/// `error` and its sources, each said once: hyper's errors put the cause in a source.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
         let text = cause.to_string();
@@ -163,9 +178,6 @@ pub(crate) fn describe(
             message.push_str(&text);
         }
         source = cause.source();
-    }
-    if let Some(why) = io_failure {
-        message.push_str(&format!(" (the connection failed: {why})"));
     }
     message
 }
