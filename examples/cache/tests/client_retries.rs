@@ -1,7 +1,8 @@
 //! Retries from the method's contract, against real servers on loopback: never more than
 //! five attempts, never past the deadline, never beyond the budget; a server's pushback
 //! paces them; a method that is not idempotent is retried only when its request provably
-//! never reached a server.
+//! never reached a server; streaming calls are retried until their response begins, their
+//! requests sent again.
 
 mod client_support;
 
@@ -356,4 +357,223 @@ async fn a_non_idempotent_call_that_never_left_succeeds_on_the_next_endpoint() {
     assert!(attempts[0].unsent && matches!(attempts[0].next, Next::Retry(_)));
     assert_eq!(attempts[1].code, Code::Ok);
     server.shutdown().await;
+}
+
+// --- Streaming calls: retried until the response begins, their requests sent again. ---
+
+mod streams {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use herald::Error;
+    use herald::codegen::{NoAppError, RequestStream, ServiceContract, ServiceMethods};
+    use herald::contract::RpcKind;
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    const POLICY: ClientPolicy = ClientPolicy {
+        timeout: None,
+        idempotent: true,
+        retry: retry(4, 1, 5, &[Code::Unavailable]),
+        circuit_breaker: None,
+    };
+
+    const fn method(name: &'static str, path: &'static str, kind: RpcKind) -> MethodContract {
+        MethodContract {
+            service: "retry.Streams",
+            method: name,
+            path,
+            kind,
+            deadline: Some(Duration::from_secs(5)),
+            client: POLICY,
+        }
+    }
+
+    static SUM: MethodContract = method("Sum", "/retry.Streams/Sum", RpcKind::ClientStreaming);
+    static ECHO: MethodContract = method("Echo", "/retry.Streams/Echo", RpcKind::BidiStreaming);
+    static COUNT: MethodContract =
+        method("Count", "/retry.Streams/Count", RpcKind::ServerStreaming);
+    static SERVICE: ServiceContract = ServiceContract {
+        name: "retry.Streams",
+        methods: &[&SUM, &ECHO, &COUNT],
+        app_error: None,
+        descriptor_set: &[],
+    };
+
+    /// What the server saw: per attempt, the requests it read.
+    #[derive(Default)]
+    struct Seen {
+        attempts: AtomicU32,
+        requests: Mutex<Vec<Vec<u32>>>,
+    }
+
+    impl Seen {
+        fn attempt(&self) -> u32 {
+            self.requests.lock().expect("lock").push(Vec::new());
+            self.attempts.fetch_add(1, Ordering::SeqCst) + 1
+        }
+        fn read(&self, value: u32) {
+            let mut requests = self.requests.lock().expect("lock");
+            requests.last_mut().expect("an attempt").push(value);
+        }
+        fn requests(&self) -> Vec<Vec<u32>> {
+            self.requests.lock().expect("lock").clone()
+        }
+    }
+
+    fn unavailable() -> Error<NoAppError> {
+        Error::unavailable("try another time")
+    }
+
+    /// Sum fails its first attempt after reading everything; Echo fails its first attempt
+    /// after reading one request, and answers the second's with one echo, then breaks when
+    /// it reads 99; Count fails its first attempt at once.
+    async fn serve(seen: Arc<Seen>) -> RunningServer {
+        let (sum, echo, count) = (seen.clone(), seen.clone(), seen);
+        let service = ServiceMethods::new(&SERVICE)
+            .client_streaming(&SUM, move |_ctx, mut requests: RequestStream<u32>| {
+                let seen = sum.clone();
+                async move {
+                    let attempt = seen.attempt();
+                    let mut total = 0;
+                    while let Some(value) = requests.next().await {
+                        let value = value.map_err(|e| Error::internal(e.to_string()))?;
+                        seen.read(value);
+                        total = u32::wrapping_add(total, value);
+                    }
+                    if attempt == 1 {
+                        return Err(unavailable());
+                    }
+                    Ok::<u32, Error<NoAppError>>(total)
+                }
+            })
+            .bidi_streaming(&ECHO, move |_ctx, mut requests: RequestStream<u32>| {
+                let seen = echo.clone();
+                async move {
+                    let attempt = seen.attempt();
+                    if attempt == 1 {
+                        if let Some(Ok(value)) = requests.next().await {
+                            seen.read(value);
+                        }
+                        return Err(unavailable());
+                    }
+                    let echoes = async_stream(seen, requests);
+                    Ok::<_, Error<NoAppError>>(echoes)
+                }
+            })
+            .server_streaming(&COUNT, move |_ctx, to: u32| {
+                let seen = count.clone();
+                async move {
+                    if seen.attempt() == 1 {
+                        return Err(unavailable());
+                    }
+                    Ok::<_, Error<NoAppError>>(tokio_stream::iter(
+                        (1..=to).map(Ok::<u32, Error<NoAppError>>),
+                    ))
+                }
+            });
+        Server::builder()
+            .insecure_plaintext()
+            .allow_all_callers()
+            .add_service(service)
+            .bind("127.0.0.1:0")
+            .await
+            .expect("bind")
+    }
+
+    /// Echoes each request, recording it; a 99 breaks the stream with UNAVAILABLE.
+    fn async_stream(
+        seen: Arc<Seen>,
+        requests: RequestStream<u32>,
+    ) -> impl tokio_stream::Stream<Item = Result<u32, Error<NoAppError>>> + Send + 'static {
+        requests.map(move |value| {
+            let value = value.map_err(|e| Error::internal(e.to_string()))?;
+            seen.read(value);
+            if value == 99 {
+                return Err(unavailable());
+            }
+            Ok(value)
+        })
+    }
+
+    fn channel(server: &RunningServer) -> Channel {
+        Channel::insecure_plaintext(server.local_addr()).expect("channel")
+    }
+
+    #[tokio::test]
+    async fn a_client_stream_is_sent_again_when_its_first_attempt_fails_before_answering() {
+        let seen = Arc::new(Seen::default());
+        let server = serve(seen.clone()).await;
+        let total = channel(&server)
+            .client_streaming::<u32, u32, NoAppError, _>(
+                &Context::background(),
+                &SUM,
+                tokio_stream::iter([1, 2, 3]),
+            )
+            .await
+            .expect("the second attempt answers");
+        assert_eq!(total, 6);
+        assert_eq!(seen.requests(), vec![vec![1, 2, 3], vec![1, 2, 3]]);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_bidi_retry_replays_what_was_sent_then_goes_on_with_the_callers_stream() {
+        let seen = Arc::new(Seen::default());
+        let server = serve(seen.clone()).await;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(1).await.expect("send");
+        let mut echoes = channel(&server)
+            .bidi_streaming::<u32, u32, NoAppError, _>(
+                &Context::background(),
+                &ECHO,
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            )
+            .await
+            .expect("the second attempt's stream");
+        // The first request, sent to the failed attempt, is sent again; then the rest.
+        assert_eq!(echoes.next().await.expect("echo").expect("ok"), 1);
+        for value in [2, 3] {
+            tx.send(value).await.expect("send");
+            assert_eq!(echoes.next().await.expect("echo").expect("ok"), value);
+        }
+        // Once answering, the call is committed: a failure now ends it, with no new attempt.
+        tx.send(99).await.expect("send");
+        let broken = echoes.next().await.expect("an error").expect_err("broken");
+        assert_eq!(broken.code(), Code::Unavailable);
+        assert_eq!(seen.requests(), vec![vec![1], vec![1, 2, 3, 99]]);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_server_stream_is_retried_until_it_begins() {
+        let seen = Arc::new(Seen::default());
+        let server = serve(seen.clone()).await;
+        let counted: Vec<u32> = channel(&server)
+            .server_streaming::<u32, u32, NoAppError>(&Context::background(), &COUNT, 3)
+            .await
+            .expect("the second attempt's stream")
+            .map(|r| r.expect("ok"))
+            .collect()
+            .await;
+        assert_eq!(counted, vec![1, 2, 3]);
+        assert_eq!(seen.attempts.load(Ordering::SeqCst), 2);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn more_requests_than_can_be_kept_make_a_single_attempt() {
+        let seen = Arc::new(Seen::default());
+        let server = serve(seen.clone()).await;
+        // 300 KiB of requests (each u32 near 2^31 encodes in 6 bytes): over the 256 KiB kept.
+        let many = tokio_stream::iter(std::iter::repeat_n(1 << 31, 300 * 1024 / 6));
+        let error = channel(&server)
+            .client_streaming::<u32, u32, NoAppError, _>(&Context::background(), &SUM, many)
+            .await
+            .expect_err("one attempt, failed");
+        assert_eq!(error.code(), Code::Unavailable);
+        assert_eq!(seen.attempts.load(Ordering::SeqCst), 1);
+        server.shutdown().await;
+    }
 }

@@ -27,6 +27,7 @@ use crate::app_error::AppError;
 use crate::client::balance::{Balance, CallDeadline};
 use crate::client::channel::Channel;
 use crate::client::observe::{BreakerEvent, CallEvent};
+use crate::client::replay::{Replay, Requests};
 use crate::client::response_stream::ResponseStream;
 use crate::client::retry::Retries;
 use crate::client::unsent::is_unsent;
@@ -100,7 +101,7 @@ impl Channel {
         C::Decode: Sync,
         E: AppError,
     {
-        self.call(ctx, method, true, |mut grpc, attempt| {
+        self.call(ctx, method, &|| true, |mut grpc, attempt| {
             let request = attempt.request(request.clone());
             let capture = attempt.ctx.capture().cloned();
             async move {
@@ -112,7 +113,8 @@ impl Channel {
         .await
     }
 
-    /// A server-streaming call: the responses arrive on the returned stream. One attempt.
+    /// A server-streaming call: the responses arrive on the returned stream. Retried as the
+    /// contract allows until the response begins; a stream that breaks later is not.
     ///
     /// # Errors
     /// As [`Channel::unary`], for the call's start; later failures arrive on the stream.
@@ -126,41 +128,42 @@ impl Channel {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
         E: AppError,
+        Req: Clone,
     {
-        self.server_streaming_with(ctx, method, request, ProstCodec::<Req, Resp>::default())
+        self.server_streaming_with::<ProstCodec<Req, Resp>, E>(ctx, method, request)
             .await
     }
 
-    /// A server-streaming call with `codec`. One attempt.
+    /// A server-streaming call with `codec`.
     pub(crate) async fn server_streaming_with<C, E>(
         &self,
         ctx: &Context,
         method: &'static MethodContract,
         request: C::Encode,
-        codec: C,
     ) -> Result<ResponseStream<C::Decode, E>, CallError<E>>
     where
-        C: Codec + Send + 'static,
-        C::Encode: Sync,
+        C: Codec + Default + Send + 'static,
+        C::Encode: Clone + Sync,
         C::Decode: Sync,
         E: AppError,
     {
-        let mut request = Some((request, codec));
-        self.call(ctx, method, false, |mut grpc, attempt| {
-            let request = request.take().map(|(r, c)| (attempt.request(r), c));
+        self.call(ctx, method, &|| true, |mut grpc, attempt| {
+            let request = attempt.request(request.clone());
             let deadline = attempt.deadline;
             let capture = attempt.ctx.capture().cloned();
             async move {
-                let (request, codec) = request.ok_or_else(spent)?;
-                let result = grpc.server_streaming(request, path(method), codec).await;
+                let result = grpc
+                    .server_streaming(request, path(method), C::default())
+                    .await;
                 started(result, method, deadline, capture)
             }
         })
         .await
     }
 
-    /// A client-streaming call: `requests` are sent as they come; one response. One
-    /// attempt.
+    /// A client-streaming call: `requests` are sent as they come; one response. Retried as
+    /// the contract allows until the response begins, re-sending the requests sent so far
+    /// (up to 256 KiB of them; more makes the call a single attempt).
     ///
     /// # Errors
     /// As [`Channel::unary`].
@@ -175,16 +178,21 @@ impl Channel {
         Resp: prost::Message + Default + Send + Sync + 'static,
         E: AppError,
         S: Stream<Item = Req> + Send + 'static,
+        Req: Clone,
     {
-        let mut requests = Some(requests);
-        self.call(ctx, method, false, |mut grpc, attempt| {
-            let request = requests.take().map(|r| attempt.request(r));
+        let requests = Requests::new(requests, method.client.retry.is_some());
+        let replayable = || requests.replayable();
+        self.call(ctx, method, &replayable, |mut grpc, attempt| {
+            let request = requests.next_attempt().map(|r| attempt.request(r));
+            let replay = requests.replay();
             let capture = attempt.ctx.capture().cloned();
             async move {
                 let request = request.ok_or_else(spent)?;
-                let result = grpc
-                    .client_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
-                    .await;
+                let result = one_response(
+                    grpc.streaming(request, path(method), ProstCodec::<Req, Resp>::default()),
+                    replay,
+                )
+                .await;
                 record_head(capture.as_ref(), &result);
                 result.map(tonic::Response::into_inner)
             }
@@ -192,7 +200,8 @@ impl Channel {
         .await
     }
 
-    /// A bidirectional-streaming call. One attempt.
+    /// A bidirectional-streaming call. Retried as the contract allows until the response
+    /// begins, re-sending the requests sent so far (up to 256 KiB of them).
     ///
     /// # Errors
     /// As [`Channel::unary`], for the call's start; later failures arrive on the stream.
@@ -207,34 +216,39 @@ impl Channel {
         Resp: prost::Message + Default + Send + Sync + 'static,
         E: AppError,
         S: Stream<Item = Req> + Send + 'static,
+        Req: Clone,
     {
-        self.streaming_with(ctx, method, requests, ProstCodec::<Req, Resp>::default())
+        self.streaming_with::<ProstCodec<Req, Resp>, E, S>(ctx, method, requests)
             .await
     }
 
-    /// A bidirectional-streaming call with `codec`. One attempt.
+    /// A bidirectional-streaming call with `codec`, retried as [`Channel::bidi_streaming`].
     pub(crate) async fn streaming_with<C, E, S>(
         &self,
         ctx: &Context,
         method: &'static MethodContract,
         requests: S,
-        codec: C,
     ) -> Result<ResponseStream<C::Decode, E>, CallError<E>>
     where
-        C: Codec + Send + 'static,
-        C::Encode: Sync,
+        C: Codec + Default + Send + 'static,
+        C::Encode: prost::Message + Clone + Sync,
         C::Decode: Sync,
         E: AppError,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let mut requests = Some((requests, codec));
-        self.call(ctx, method, false, |mut grpc, attempt| {
-            let request = requests.take().map(|(r, c)| (attempt.request(r), c));
+        let requests = Requests::new(requests, method.client.retry.is_some());
+        let replayable = || requests.replayable();
+        self.call(ctx, method, &replayable, |mut grpc, attempt| {
+            let request = requests.next_attempt().map(|r| attempt.request(r));
+            let replay = requests.replay();
             let deadline = attempt.deadline;
             let capture = attempt.ctx.capture().cloned();
             async move {
-                let (request, codec) = request.ok_or_else(spent)?;
-                let result = grpc.streaming(request, path(method), codec).await;
+                let request = request.ok_or_else(spent)?;
+                let result = grpc.streaming(request, path(method), C::default()).await;
+                if let (Ok(_), Some(replay)) = (&result, replay) {
+                    replay.commit();
+                }
                 started(result, method, deadline, capture)
             }
         })
@@ -264,7 +278,7 @@ impl Channel {
         &self,
         ctx: &Context,
         method: &'static MethodContract,
-        replayable: bool,
+        replayable: &(dyn Fn() -> bool + Sync),
         mut attempt: F,
     ) -> Result<T, CallError<E>>
     where
@@ -454,8 +468,44 @@ fn record_head<T>(
     }
 }
 
-/// A streaming call's request was already used by an earlier attempt (never happens: they
-/// make one attempt).
+/// The single response of a client-streaming call that began as `started`: once its head
+/// arrives the call is committed (no more attempts), then the message and trailers are read
+/// (as tonic's `client_streaming` does).
+async fn one_response<T, Req>(
+    started: impl Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+    replay: Option<Replay<Req>>,
+) -> Result<tonic::Response<T>, tonic::Status>
+where
+    Req: prost::Message + Clone + Send + 'static,
+{
+    let (mut head, mut body, extensions) = started.await?.into_parts();
+    if let Some(replay) = replay {
+        replay.commit();
+    }
+    let message = body
+        .message()
+        .await
+        .map_err(|mut status| {
+            let trailers = std::mem::take(status.metadata_mut());
+            *status.metadata_mut() = merged(head.clone(), trailers);
+            status
+        })?
+        .ok_or_else(|| tonic::Status::internal("the server sent no response message"))?;
+    if let Some(trailers) = body.trailers().await? {
+        head = merged(head, trailers);
+    }
+    Ok(tonic::Response::from_parts(head, message, extensions))
+}
+
+/// A response's head and trailers as one map, as the caller reads them.
+fn merged(head: MetadataMap, trailers: MetadataMap) -> MetadataMap {
+    let mut headers = head.into_headers();
+    headers.extend(trailers.into_headers());
+    MetadataMap::from_headers(headers)
+}
+
+/// A single-use request stream was already sent by an earlier attempt (never happens: such
+/// calls make one attempt).
 fn spent() -> tonic::Status {
     tonic::Status::internal("the request stream was already sent")
 }

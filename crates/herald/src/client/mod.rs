@@ -49,6 +49,7 @@ mod keepalive;
 mod legacy;
 pub mod observe;
 mod raw;
+mod replay;
 mod response_stream;
 mod retry;
 mod unsent;

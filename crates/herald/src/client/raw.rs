@@ -48,7 +48,7 @@ impl Channel {
         method: &'static MethodContract,
         request: Bytes,
     ) -> Result<ResponseStream<Bytes, E>, CallError<E>> {
-        self.server_streaming_with(ctx, method, request, RawCodec)
+        self.server_streaming_with::<RawCodec, E>(ctx, method, request)
             .await
     }
 
@@ -67,7 +67,8 @@ impl Channel {
         E: AppError,
         S: Stream<Item = Bytes> + Send + 'static,
     {
-        self.streaming_with(ctx, method, requests, RawCodec).await
+        self.streaming_with::<RawCodec, E, _>(ctx, method, requests)
+            .await
     }
 }
 

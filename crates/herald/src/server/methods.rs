@@ -40,6 +40,13 @@ pub struct ServiceMethods {
     pub(crate) methods: Vec<Method>,
 }
 
+/// Methods put together by hand (generated servers do it for you) are a service as they are.
+impl IntoService for ServiceMethods {
+    fn into_methods(self) -> ServiceMethods {
+        self
+    }
+}
+
 /// One method: its contract and its handler.
 pub(crate) struct Method {
     pub(crate) contract: &'static MethodContract,

@@ -16,8 +16,11 @@
 //! A method without a retry policy makes one attempt (a request a closing connection
 //! handed back unsent is still re-sent by the balancer, which costs no attempt).
 //!
-//! Unary requests are replayed by re-sending the message (the caller's request is cloned
-//! per attempt); streaming calls make one attempt, as their request stream is consumed.
+//! Unary and server-streaming requests are replayed by re-sending the message (the caller's
+//! request is cloned per attempt); client and bidirectional streams by re-sending the messages
+//! kept so far ([`replay`](crate::client::replay)), until the response begins or too much was
+//! sent to keep. A failure after the response began (a stream broken midway) is not retried:
+//! the caller has seen part of the answer.
 
 mod backoff;
 mod budget;
@@ -44,8 +47,9 @@ pub(crate) struct Retries<'a> {
     pub(crate) deadline: Option<Instant>,
     pub(crate) budget: &'a RetryBudget,
     pub(crate) observer: &'a dyn Observer,
-    /// Whether the call can be replayed at all (unary) or makes one attempt (streams).
-    pub(crate) replayable: bool,
+    /// Whether another attempt could send the same requests (asked after each failure: a
+    /// streamed request stops being replayable once too much of it was sent).
+    pub(crate) replayable: &'a (dyn Fn() -> bool + Sync),
     /// Attempts started, for the call's own report.
     pub(crate) started: &'a AtomicU32,
 }
@@ -55,9 +59,9 @@ pub(crate) struct Retries<'a> {
 impl Retries<'_> {
     /// Attempts allowed for this call.
     fn max_attempts(&self) -> u32 {
-        match (&self.method.client.retry, self.replayable) {
-            (Some(policy), true) => policy.max_attempts.clamp(1, MAX_ATTEMPTS),
-            _ => 1,
+        match &self.method.client.retry {
+            Some(policy) => policy.max_attempts.clamp(1, MAX_ATTEMPTS),
+            None => 1,
         }
     }
 
@@ -106,7 +110,7 @@ impl Retries<'_> {
         let Some(policy) = &self.method.client.retry else {
             return Next::Done;
         };
-        if !may_retry(self.method, code, unsent) {
+        if !may_retry(self.method, code, unsent) || !(self.replayable)() {
             return Next::Done;
         }
         // Every retriable failure takes a token, the last attempt's too: the budget
