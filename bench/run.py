@@ -3,8 +3,10 @@
 Each server under test is a command line that starts a plaintext (h2c) gRPC server for bench.Echo/Call on
 127.0.0.1:{port}. For every scenario the servers are warmed up, then measured in interleaved rounds
 (A B C A B C ...): each round starts the server pinned to one CPU, loads it with h2load pinned to the other CPU,
-reads per-request latencies from h2load's log file and stops the server. Results: target/bench/report.md
-(also printed on stdout) and target/bench/results.json (every round's raw numbers).
+reads per-request latencies from h2load's log file and the server's CPU time from /proc, and stops the server.
+The idle-connections scenario instead reads the server's resident memory before and after opening many idle
+connections (bench/idle.py). Results: target/bench/report.md (also printed on stdout) and
+target/bench/results.json (every round's raw numbers); bench/report turns them into charts and REPORT.md.
 
 Standard library only. Loopback only. Every child process runs under a time limit.
 """
@@ -30,44 +32,65 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import idle  # noqa: E402  (bench/idle.py: idle HTTP/2 connections)
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PATH = "/bench.Echo/Call"
 GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"]
 
+# kind "load": h2load at a fixed concurrency, throughput and latency; "latency": the same with one call in flight,
+# where latency is the result and req/s only its inverse; "idle": memory per idle connection (no h2load).
 SCENARIOS = {
     "small-unary-many-streams": dict(
-        conns=50, streams=20, payload=100,
+        kind="load", conns=50, streams=20, payload=100,
         about="Many concurrent streams multiplexed on few connections (1,000 calls in flight): per-stream "
               "scheduling fairness and per-call overhead. The tail (p99, p99/p90) shows whether streams sharing a "
               "connection are served evenly.",
     ),
     "small-unary-many-conns": dict(
-        conns=200, streams=1, payload=100,
+        kind="load", conns=200, streams=1, payload=100,
         about="Many connections with one call in flight each: per-connection cost (polling and writing 200 "
               "sockets, one small exchange per wake-up) rather than stream multiplexing. Connections are opened during "
               "h2load's warm-up, so accept and connection setup are not in the measured window.",
     ),
     "payload-100B": dict(
-        conns=10, streams=10, payload=100,
+        kind="load", conns=10, streams=10, payload=100,
         about="Moderate concurrency (100 calls in flight), 100-byte payload: the per-call baseline for the "
               "payload series.",
     ),
     "payload-10kB": dict(
-        conns=10, streams=10, payload=10_000,
+        kind="load", conns=10, streams=10, payload=10_000,
         about="Same concurrency, 10,000-byte payload: message (de)serialization and copying start to matter.",
     ),
     "payload-1MiB": dict(
-        conns=10, streams=10, payload=1 << 20,
+        kind="load", conns=10, streams=10, payload=1 << 20,
         about="Same concurrency, 1 MiB payload: bulk data path — HTTP/2 flow control, frame splitting, buffer "
               "copies. The server must accept messages slightly over 1 MiB (gRPC's default limit is 4 MiB).",
     ),
+    "serial-latency": dict(
+        kind="latency", conns=1, streams=1, payload=100,
+        about="One connection, one call in flight: the round trip of a lone call through the whole server (read, "
+              "decode, handler, encode, write) with no batching to hide behind. p50 and p99 are the result; req/s "
+              "is only 1 ÷ latency.",
+    ),
+    "idle-connections": dict(
+        kind="idle", conns=1000, streams=1, payload=100,
+        about="Memory per idle connection: the server's resident set size (VmRSS) before and after opening N "
+              "connections that each completed the HTTP/2 SETTINGS exchange and one call and then went quiet, "
+              "divided by N. Measured after 10 warm connections, so one-time setup is not counted.",
+    ),
 }
+IDLE_WARM_CONNECTIONS = 10  # opened before the RSS baseline: lazily built per-process state is not per connection
+IDLE_SETTLE_S = 1.0  # pause before each RSS reading, for the server to finish what the last connection started
+IDLE_DEADLINE_S = 120.0  # for opening all the connections of one round
 
 FOREIGN_CPU_LIMIT = 0.05  # share of all CPUs used by other programs during a round before it is flagged
-METRICS = ["rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms"]
+METRICS = ["rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "tail_ratio", "cpu_us_per_call"]
+IDLE_METRICS = ["kib_per_conn"]
 METRIC_TITLES = {"rps": "req/s", "p50_ms": "p50", "p90_ms": "p90", "p99_ms": "p99", "p999_ms": "p99.9",
-                 "tail_ratio": "p99/p90"}
+                 "tail_ratio": "p99/p90", "cpu_us_per_call": "CPU µs/call", "kib_per_conn": "KiB/conn"}
 
 
 def log(message: str) -> None:
@@ -167,6 +190,60 @@ def accepts(port: int) -> bool:
         return False
 
 
+def raise_fd_limit() -> int:
+    """Raises this process's soft open-files limit to the hard one (the servers inherit it); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The live processes of process group `pgid` (a server command and anything it started)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # After "pid (comm) ": state, ppid, pgrp, ...
+        if int(stat[stat.rfind(")") + 2:].split()[2]) == pgid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def group_cpu_s(pgid: int) -> float | None:
+    """User + system CPU time of process group `pgid`, all threads of every process, in seconds."""
+    ticks, seen = 0, False
+    for pid in group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+        seen = True
+    return ticks / os.sysconf("SC_CLK_TCK") if seen else None
+
+
+def group_rss_kib(pgid: int) -> int | None:
+    """Resident set size (VmRSS) of process group `pgid`, summed over its processes, in KiB."""
+    total, seen = 0, False
+    for pid in group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                rss = next((line.split()[1] for line in f if line.startswith("VmRSS:")), None)
+        except OSError:
+            continue
+        if rss is not None:
+            total, seen = total + int(rss), True
+    return total if seen else None
+
+
 # ---------------------------------------------------------------------------------------------------- servers
 
 class Server:
@@ -253,7 +330,10 @@ def percentile(sorted_values: list[int], p: float) -> float:
 
 
 def run_h2load(port: int, scenario: dict, request_file: Path, duration: int, warm_up: int, cpu: str,
-               log_file: Path | None) -> dict:
+               log_file: Path | None, server_pgid: int) -> dict:
+    """One h2load run. Also the server's CPU time over the measured window: read when h2load's warm-up ends
+    (warm_up seconds after h2load starts; its warm-up starts once it has connected, a few ms later) and after
+    h2load exits, so it covers the window plus those few ms."""
     cmd = ["taskset", "-c", cpu, "h2load", "-t", "1", "-c", str(scenario["conns"]), "-m", str(scenario["streams"]),
            "-D", str(duration), "-d", str(request_file)]
     if warm_up > 0:
@@ -264,12 +344,21 @@ def run_h2load(port: int, scenario: dict, request_file: Path, duration: int, war
         cmd += ["-H", header]
     cmd.append(f"http://{HOST}:{port}{PATH}")
     limit = duration + warm_up + 60
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=limit)
+        time.sleep(warm_up)
+        cpu_before = group_cpu_s(server_pgid)
+        out = proc.communicate(timeout=limit)[0].decode(errors="replace")
+        cpu_after = group_cpu_s(server_pgid)
     except subprocess.TimeoutExpired:
         return {"error": f"h2load did not finish within {limit} s"}
-    out = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     result: dict = {"h2load_exit": proc.returncode}
+    if cpu_before is not None and cpu_after is not None:
+        result["server_cpu_s"] = cpu_after - cpu_before
     m = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out)
     if m:
         result["rps"] = float(m.group(1))
@@ -284,6 +373,8 @@ def run_h2load(port: int, scenario: dict, request_file: Path, duration: int, war
     if "rps" not in result or "succeeded" not in result:
         tail = "\n".join(out.strip().splitlines()[-5:])
         result["error"] = f"h2load exit {proc.returncode}, unparsable output: {tail}"
+    elif "server_cpu_s" in result and result["succeeded"] > 0:
+        result["cpu_us_per_call"] = result["server_cpu_s"] * 1e6 / result["succeeded"]
     return result
 
 
@@ -332,7 +423,8 @@ def measure(server: Server, scenario: dict, request_file: Path, frame_len: int, 
             return result
         result["port"] = server.port
         result["probe"] = probe(server.port, request_file, frame_len)
-        result.update(run_h2load(server.port, scenario, request_file, duration, warm_up, args.load_cpu, log_file))
+        result.update(run_h2load(server.port, scenario, request_file, duration, warm_up, args.load_cpu, log_file,
+                                 server.proc.pid))
         if not server.alive():
             result["error"] = result.get("error") or f"server died during the run (see {server.log_path})"
     finally:
@@ -345,15 +437,65 @@ def measure(server: Server, scenario: dict, request_file: Path, frame_len: int, 
     return result
 
 
+def measure_idle(server: Server, frame: bytes, count: int, args) -> dict:
+    """One round of idle-connections: the server's RSS after the warm connections, then after `count` more."""
+    result: dict = {"server": server.label, "connections": count, "warm_connections": IDLE_WARM_CONNECTIONS}
+    meter = CpuMeter()
+    conns: list[socket.socket] = []
+    try:
+        error = server.start(args.start_timeout)
+        if error:
+            result["error"] = error
+            return result
+        result["port"] = server.port
+        pgid = server.proc.pid
+        deadline = time.monotonic() + IDLE_DEADLINE_S
+        try:
+            idle.open_many(HOST, server.port, PATH, frame, IDLE_WARM_CONNECTIONS, deadline, conns)
+            time.sleep(IDLE_SETTLE_S)
+            result["rss_before_kib"] = group_rss_kib(pgid)
+            started = time.monotonic()
+            idle.open_many(HOST, server.port, PATH, frame, count, deadline, conns)
+            result["setup_s"] = time.monotonic() - started
+            time.sleep(IDLE_SETTLE_S)
+            result["rss_after_kib"] = group_rss_kib(pgid)
+        except (OSError, ValueError) as e:
+            result["error"] = f"connection {len(conns) + 1}: {e}"
+        opened = len(conns)
+        result["open_at_reading"] = sum(1 for conn in conns if idle.still_open(conn))
+        # Every call answered in full is this scenario's correctness probe.
+        result["probe"] = {"ok": "error" not in result, "calls_answered": opened}
+        if not server.alive():
+            result["error"] = result.get("error") or f"server died during the run (see {server.log_path})"
+        elif "error" not in result and result["open_at_reading"] != opened:
+            result["error"] = (f"only {result['open_at_reading']} of {opened} connections were still open when "
+                               "the RSS was read")
+        elif "error" not in result and None in (result["rss_before_kib"], result["rss_after_kib"]):
+            result["error"] = "could not read the server's VmRSS"
+        elif "error" not in result:
+            result["kib_per_conn"] = (result["rss_after_kib"] - result["rss_before_kib"]) / count
+    finally:
+        for conn in conns:
+            conn.close()
+        server.stop()
+    result.update(meter.read())
+    return result
+
+
 def run_scenario(name: str, servers: list[Server], args, tmp: Path) -> dict:
-    scenario = SCENARIOS[name]
+    scenario = dict(SCENARIOS[name])
+    if scenario["kind"] == "idle":
+        scenario["conns"] = args.idle_connections
     frame = grpc_frame(scenario["payload"])
     request_file = tmp / f"request-{scenario['payload']}.bin"
     request_file.write_bytes(frame)
     rounds: list[dict] = []
-    log(f"scenario {name}: {scenario['conns']} conns x {scenario['streams']} streams, "
-        f"{scenario['payload']} B payload")
-    if args.warmup > 0:
+    if scenario["kind"] == "idle":
+        log(f"scenario {name}: {scenario['conns']} idle connections after one {scenario['payload']} B call each")
+    else:
+        log(f"scenario {name}: {scenario['conns']} conns x {scenario['streams']} streams, "
+            f"{scenario['payload']} B payload")
+    if args.warmup > 0 and scenario["kind"] != "idle":
         for server in servers:
             log(f"  warm-up {server.label} ({args.warmup} s)")
             w = measure(server, scenario, request_file, len(frame), args, tmp, args.warmup, 0, recorded=False)
@@ -361,8 +503,11 @@ def run_scenario(name: str, servers: list[Server], args, tmp: Path) -> dict:
                 log(f"  warm-up {server.label}: {w['error']}")
     for r in range(1, args.rounds + 1):
         for server in servers:
-            res = measure(server, scenario, request_file, len(frame), args, tmp, args.duration, args.warm_up_time,
-                          recorded=True)
+            if scenario["kind"] == "idle":
+                res = measure_idle(server, frame, scenario["conns"], args)
+            else:
+                res = measure(server, scenario, request_file, len(frame), args, tmp, args.duration,
+                              args.warm_up_time, recorded=True)
             res["round"] = r
             res["loadavg_1m_after"] = os.getloadavg()[0]
             rounds.append(res)
@@ -370,9 +515,13 @@ def run_scenario(name: str, servers: list[Server], args, tmp: Path) -> dict:
                 log(f"  round {r} {server.label}: WARNING other programs used {res['foreign_cpu']:.0%} of the CPUs")
             if "error" in res:
                 log(f"  round {r} {server.label}: ERROR {res['error']}")
+            elif scenario["kind"] == "idle":
+                log(f"  round {r} {server.label}: {res['kib_per_conn']:.1f} KiB per idle connection (RSS "
+                    f"{res['rss_before_kib']:,} -> {res['rss_after_kib']:,} KiB)")
             else:
                 log(f"  round {r} {server.label}: {res['rps']:.0f} req/s, p50 {res.get('p50_ms', 0):.2f} ms, "
-                    f"p99 {res.get('p99_ms', 0):.2f} ms, p99.9 {res.get('p999_ms', 0):.2f} ms"
+                    f"p99 {res.get('p99_ms', 0):.2f} ms, p99.9 {res.get('p999_ms', 0):.2f} ms, "
+                    f"{fmt(res.get('cpu_us_per_call'), 1)} CPU µs/call"
                     + ("" if res["probe"].get("ok") else f", PROBE FAILED {res['probe']}"))
     return {"config": {k: v for k, v in scenario.items() if k != "about"} | {"request_frame_bytes": len(frame)},
             "rounds": rounds}
@@ -381,10 +530,15 @@ def run_scenario(name: str, servers: list[Server], args, tmp: Path) -> dict:
 # ---------------------------------------------------------------------------------------------------- report
 
 def valid(res: dict) -> bool:
-    return "error" not in res and res.get("logged_ok", 0) > 0
+    return "error" not in res and (res.get("logged_ok", 0) > 0 or "kib_per_conn" in res)
+
+
+def metrics_of(config: dict) -> list[str]:
+    return IDLE_METRICS if config.get("kind") == "idle" else METRICS
 
 
 def summarize(data: dict, labels: list[str]) -> dict:
+    metrics = metrics_of(data["config"])
     by_round: dict[int, dict[str, dict]] = {}
     for res in data["rounds"]:
         by_round.setdefault(res["round"], {})[res["server"]] = res
@@ -393,10 +547,11 @@ def summarize(data: dict, labels: list[str]) -> dict:
         ok = [res for res in data["rounds"] if res["server"] == label and valid(res)]
         s: dict = {"valid_rounds": len(ok),
                    "rounds": sum(1 for res in data["rounds"] if res["server"] == label)}
-        for key in METRICS + ["tail_ratio"]:
+        extra = ["rss_before_kib", "rss_after_kib"] if data["config"].get("kind") == "idle" else []
+        for key in metrics + extra:
             values = [res[key] for res in ok if res.get(key) is not None]
             s[key] = statistics.median(values) if values else None
-        s["succeeded_median"] = statistics.median([res["succeeded"] for res in ok]) if ok else None
+        s["succeeded_median"] = statistics.median([res.get("succeeded", 0) for res in ok]) if ok else None
         # h2load's "failed": non-2xx HTTP status, reset or errored streams, timeouts.
         s["not_ok_total"] = sum(res.get("failed", 0) for res in data["rounds"] if res["server"] == label)
         s["probe_failures"] = sum(1 for res in data["rounds"]
@@ -405,7 +560,7 @@ def summarize(data: dict, labels: list[str]) -> dict:
     base = labels[0]
     for label in labels[1:]:
         per_metric: dict = {}
-        for key in METRICS + ["tail_ratio"]:
+        for key in metrics:
             per_round = []
             for r in sorted(by_round):
                 a, b = by_round[r].get(base), by_round[r].get(label)
@@ -421,6 +576,11 @@ def fmt(value, digits=2) -> str:
     if value is None:
         return "—"
     return f"{value:,.0f}" if digits == 0 else f"{value:.{digits}f}"
+
+
+def fmt_ms(value) -> str:
+    """A latency in ms: a third decimal below 1 ms (serial-latency's round trips are tens of µs)."""
+    return fmt(value, 3 if value is not None and value < 1 else 2)
 
 
 def report(meta: dict, results: dict, labels: list[str]) -> str:
@@ -445,36 +605,51 @@ def report(meta: dict, results: dict, labels: list[str]) -> str:
     lines.append("- h2load only sees HTTP status: a gRPC error (grpc-status ≠ 0 in trailers, HTTP 200) counts as "
                  "a success under load; each round's one-call `nghttp` probe checks grpc-status 0 and the echoed "
                  "size instead")
+    lines.append("- CPU µs/call: the server's user + system CPU time (its whole process group, every thread) over "
+                 "h2load's measured window, from /proc/PID/stat, ÷ the calls completed in it (lower is cheaper)")
     base = labels[0]
     for name, data in results.items():
         cfg, summary = data["config"], data["summary"]
-        lines += ["", f"## {name}", "",
-                  f"{cfg['conns']} connections × up to {cfg['streams']} concurrent stream(s) each, {cfg['payload']:,} B payload "
-                  f"({cfg['request_frame_bytes']:,} B gRPC frame each way). {SCENARIOS[name]['about']}", "",
-                  "| server | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | p99/p90 | ok calls/round | not OK (HTTP) "
-                  "| probe failures | valid rounds |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for label in labels:
-            s = summary["servers"][label]
-            lines.append(f"| `{label}` | {fmt(s['rps'], 0)} | {fmt(s['p50_ms'])} | {fmt(s['p90_ms'])} | "
-                         f"{fmt(s['p99_ms'])} | {fmt(s['p999_ms'])} | {fmt(s['tail_ratio'])} | "
-                         f"{fmt(s['succeeded_median'], 0)} | {s['not_ok_total']} | {s['probe_failures']} | "
-                         f"{s['valid_rounds']}/{s['rounds']} |")
+        metrics = metrics_of(cfg)
+        if cfg.get("kind") == "idle":
+            lines += ["", f"## {name}", "",
+                      f"{cfg['conns']:,} idle connections, each after one {cfg['payload']:,} B call. "
+                      f"{SCENARIOS[name]['about']}", "",
+                      "| server | KiB/conn | RSS before (KiB) | RSS after (KiB) | probe failures | valid rounds |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            for label in labels:
+                s = summary["servers"][label]
+                lines.append(f"| `{label}` | {fmt(s['kib_per_conn'], 1)} | {fmt(s['rss_before_kib'], 0)} | "
+                             f"{fmt(s['rss_after_kib'], 0)} | {s['probe_failures']} | "
+                             f"{s['valid_rounds']}/{s['rounds']} |")
+        else:
+            lines += ["", f"## {name}", "",
+                      f"{cfg['conns']} connections × up to {cfg['streams']} concurrent stream(s) each, "
+                      f"{cfg['payload']:,} B payload ({cfg['request_frame_bytes']:,} B gRPC frame each way). "
+                      f"{SCENARIOS[name]['about']}", "",
+                      "| server | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | p99/p90 | CPU µs/call "
+                      "| ok calls/round | not OK (HTTP) | probe failures | valid rounds |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            for label in labels:
+                s = summary["servers"][label]
+                lines.append(f"| `{label}` | {fmt(s['rps'], 0)} | {fmt_ms(s['p50_ms'])} | {fmt_ms(s['p90_ms'])} | "
+                             f"{fmt_ms(s['p99_ms'])} | {fmt_ms(s['p999_ms'])} | {fmt(s['tail_ratio'])} | "
+                             f"{fmt(s['cpu_us_per_call'], 1)} | {fmt(s['succeeded_median'], 0)} | "
+                             f"{s['not_ok_total']} | {s['probe_failures']} | {s['valid_rounds']}/{s['rounds']} |")
         if len(labels) > 1:
             lines += ["", f"Paired ratios vs `{base}` (median of per-round ratios):", "",
-                      "| server | " + " | ".join(METRIC_TITLES[k] for k in METRICS + ["tail_ratio"]) + " |",
-                      "|---|" + "---:|" * (len(METRICS) + 1)]
+                      "| server | " + " | ".join(METRIC_TITLES[k] for k in metrics) + " |",
+                      "|---|" + "---:|" * len(metrics)]
             for label in labels[1:]:
                 ratios = summary["ratios"][label]
-                lines.append(f"| `{label}` | " + " | ".join(fmt(ratios[k]["median"]) for k in METRICS + ["tail_ratio"])
-                             + " |")
+                lines.append(f"| `{label}` | " + " | ".join(fmt(ratios[k]["median"]) for k in metrics) + " |")
             rounds = sorted({res["round"] for res in data["rounds"]})
             lines += ["", "Per-round ratios:", "",
                       "| server | metric | " + " | ".join(f"r{r}" for r in rounds) + " | median |",
                       "|---|---|" + "---:|" * (len(rounds) + 1)]
             for label in labels[1:]:
                 ratios = summary["ratios"][label]
-                for key in METRICS + ["tail_ratio"]:
+                for key in metrics:
                     got = {x["round"]: x["ratio"] for x in ratios[key]["per_round"]}
                     lines.append(f"| `{label}` | {METRIC_TITLES[key]} | "
                                  + " | ".join(fmt(got.get(r)) for r in rounds) + f" | {fmt(ratios[key]['median'])} |")
@@ -518,18 +693,22 @@ def parse_args(argv: list[str]):
                              "0 skips it (default 3)")
     parser.add_argument("--server-cpu", default="0", help="CPU list for the server, as taskset -c (default 0)")
     parser.add_argument("--load-cpu", default="1", help="CPU list for h2load, as taskset -c (default 1)")
+    parser.add_argument("--idle-connections", type=int, default=1000,
+                        help="connections opened in the idle-connections scenario (default 1000)")
     parser.add_argument("--start-timeout", type=float, default=30, help="seconds for a server to accept (default 30)")
     parser.add_argument("--out", default="target/bench", help="output directory, relative to the repository root")
     parser.add_argument("--list-scenarios", action="store_true", help="print the scenarios and exit")
     args = parser.parse_args(argv)
     if args.list_scenarios:
         for name, s in SCENARIOS.items():
-            print(f"{name}: c={s['conns']} m={s['streams']} payload={s['payload']} B — {s['about']}")
+            shape = (f"{s['conns']} idle connections" if s["kind"] == "idle"
+                     else f"c={s['conns']} m={s['streams']} payload={s['payload']} B")
+            print(f"{name} ({s['kind']}): {shape} — {s['about']}")
         sys.exit(0)
     if not args.servers:
         parser.error("give at least one LABEL=COMMAND")
-    if args.rounds < 1 or args.duration < 1 or args.warm_up_time < 0 or args.warmup < 0:
-        parser.error("--rounds and --duration must be >= 1, warm-ups >= 0")
+    if args.rounds < 1 or args.duration < 1 or args.warm_up_time < 0 or args.warmup < 0 or args.idle_connections < 1:
+        parser.error("--rounds, --duration and --idle-connections must be >= 1, warm-ups >= 0")
     names = [n for item in (args.scenario or ["all"]) for n in item.split(",") if n]
     if "all" in names:
         names = list(SCENARIOS)
@@ -557,6 +736,11 @@ def main(argv: list[str]) -> int:
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} not found")
     ensure_h2load()
+    if "idle-connections" in args.scenarios:
+        fds = raise_fd_limit()
+        if fds < args.idle_connections + IDLE_WARM_CONNECTIONS + 100:
+            sys.exit(f"bench: the open-files limit ({fds}) is too low for {args.idle_connections} idle connections; "
+                     "lower --idle-connections or raise the hard limit (ulimit -Hn)")
     out_dir = (ROOT / args.out).resolve()
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -565,7 +749,10 @@ def main(argv: list[str]) -> int:
     labels = list(args.server_commands)
     servers = [Server(label, cmd, args.server_cpu, logs / f"{label}.log") for label, cmd in args.server_commands.items()]
     per_run = args.warm_up_time + args.duration + 1
-    estimate = len(args.scenarios) * len(servers) * (args.rounds * per_run + (args.warmup + 1 if args.warmup else 0))
+    loaded = [n for n in args.scenarios if SCENARIOS[n]["kind"] != "idle"]
+    estimate = len(loaded) * len(servers) * (args.rounds * per_run + (args.warmup + 1 if args.warmup else 0))
+    if len(loaded) < len(args.scenarios):
+        estimate += len(servers) * args.rounds * (2 * IDLE_SETTLE_S + 1 + args.idle_connections / 1000)
     log(f"{len(args.scenarios)} scenario(s) x {len(servers)} server(s) x {args.rounds} round(s): "
         f"about {estimate / 60:.0f} min")
     h2load_version = subprocess.run(["h2load", "--version"], capture_output=True, timeout=10).stdout.decode().strip()
@@ -574,6 +761,7 @@ def main(argv: list[str]) -> int:
         "cpus": os.cpu_count(), "kernel": platform.release(), "h2load": h2load_version,
         "server_cpu": args.server_cpu, "load_cpu": args.load_cpu, "rounds": args.rounds,
         "duration_s": args.duration, "warm_up_time_s": args.warm_up_time, "scenario_warmup_s": args.warmup,
+        "idle_connections": args.idle_connections,
         "loadavg_1m_before": os.getloadavg()[0], "cpu_busy_before": busy_fraction(),
         "servers": args.server_commands,
         "results_json": str((out_dir / "results.json").relative_to(ROOT))
@@ -606,7 +794,7 @@ def main(argv: list[str]) -> int:
             write()  # partial results survive an interrupted run
     markdown = write()
     print(markdown)
-    log(f"report: {out_dir / 'report.md'}; raw numbers: {out_dir / 'results.json'}")
+    log(f"report: {out_dir / 'report.md'}; raw numbers: {out_dir / 'results.json'}; charts: bench/report")
     failed = any("error" in res or not res.get("probe", {}).get("ok")
                  for data in results.values() for res in data["rounds"])
     return 1 if failed else 0

@@ -12,7 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set();
     std::fs::create_dir_all(out.join("tonic"))?;
     // For tonic-echo's reflection service.
-    std::fs::write(out.join("tonic/descriptors.bin"), prost::Message::encode_to_vec(&fds))?;
+    std::fs::write(
+        out.join("tonic/descriptors.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
     tonic_prost_build::configure()
         .out_dir(out.join("tonic"))
         .build_client(false)

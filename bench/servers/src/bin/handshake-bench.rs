@@ -39,12 +39,28 @@ const CLIENT_CPU: &str = "1";
 /// The HTTP/2 client preface followed by an empty SETTINGS frame.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
 const REPORT: &str = "target/bench/handshakes.md";
+/// Where the JSON results go unless `--json PATH` says otherwise (bench/report reads them).
+const JSON_REPORT: &str = "target/bench/handshakes.json";
 
 struct Echoer;
 
 impl Echo for Echoer {
     async fn call(&self, _ctx: &Context, request: Msg) -> Result<Msg, Error> {
         Ok(request)
+    }
+
+    type StreamStream = herald::BoxStream<Msg>;
+
+    // Handshakes only: stream-bench measures streams.
+    async fn stream(
+        &self,
+        _ctx: &Context,
+        _request: pb::StreamRequest,
+    ) -> Result<Self::StreamStream, Error> {
+        Err(Error::new(
+            herald::Code::Unimplemented,
+            "handshake-bench serves no streams",
+        ))
     }
 }
 
@@ -227,6 +243,15 @@ enum Kind {
 const KINDS: [Kind; 3] = [Kind::EcdsaFull, Kind::RsaFull, Kind::EcdsaResumed];
 
 impl Kind {
+    /// The kind's name in the JSON results.
+    fn id(self) -> &'static str {
+        match self {
+            Kind::EcdsaFull => "ecdsa-full",
+            Kind::RsaFull => "rsa-full",
+            Kind::EcdsaResumed => "ecdsa-resumed",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Kind::EcdsaFull => "full, ECDSA P-256",
@@ -340,7 +365,8 @@ fn run(args: &[String]) -> Result<(), BoxError> {
     }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: handshake-bench [--rounds N (5)] [--seconds S (3)] [--warmup S (2)] [--concurrency C (16)]"
+            "usage: handshake-bench [--rounds N (5)] [--seconds S (3)] [--warmup S (2)] [--concurrency C (16)] \
+             [--json PATH ({JSON_REPORT})]"
         );
         return Ok(());
     }
@@ -350,6 +376,7 @@ fn run(args: &[String]) -> Result<(), BoxError> {
         warmup: flag(args, "--warmup").map_or(Ok(2.0), |v| v.parse())?,
         concurrency: flag(args, "--concurrency").map_or(Ok(16), |v| v.parse())?,
     };
+    let json_path = flag(args, "--json").map(PathBuf::from);
     if options.rounds == 0 || options.seconds <= 0.0 || options.concurrency == 0 {
         return Err("--rounds, --seconds and --concurrency must be positive".into());
     }
@@ -370,7 +397,16 @@ fn run(args: &[String]) -> Result<(), BoxError> {
         let path = root.join(REPORT);
         std::fs::create_dir_all(path.parent().ok_or("no parent")?)?;
         std::fs::write(&path, &report)?;
-        eprintln!("report written to {}", path.display());
+        let json = json_path.clone().unwrap_or_else(|| root.join(JSON_REPORT));
+        if let Some(dir) = json.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&json, format!("{:#}\n", json_report(&rounds, &options)))?;
+        eprintln!(
+            "report written to {} and {}",
+            path.display(),
+            json.display()
+        );
         let failed = rounds
             .iter()
             .flat_map(|r| KINDS.iter().zip(r))
@@ -594,10 +630,8 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-fn report(rounds: &[Vec<Round>], options: &Options) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
             s.lines()
@@ -605,7 +639,53 @@ fn report(rounds: &[Vec<Round>], options: &Options) -> String {
                 .and_then(|l| l.split(':').nth(1))
                 .map(|m| m.trim().to_owned())
         })
-        .unwrap_or_else(|| "unknown CPU".into());
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// Every round's numbers and the medians the Markdown report shows, for bench/report.
+fn json_report(rounds: &[Vec<Round>], options: &Options) -> serde_json::Value {
+    let kinds: Vec<serde_json::Value> = KINDS
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let rates: Vec<f64> = rounds.iter().map(|r| r[i].rate()).collect();
+            let ratios: Vec<f64> = rounds.iter().map(|r| r[i].rate() / r[0].rate()).collect();
+            let mut server: Vec<f64> = rounds.iter().map(|r| r[i].server_cpu()).collect();
+            let mut client: Vec<f64> = rounds.iter().map(|r| r[i].client_cpu()).collect();
+            let mismatches: Vec<String> =
+                rounds.iter().filter_map(|r| r[i].mismatch(*kind)).collect();
+            serde_json::json!({
+                "kind": kind.id(),
+                "label": kind.label(),
+                "negotiated": rounds.iter().find_map(|r| r[i].negotiated.clone()),
+                "handshakes_per_s": rates,
+                "handshakes_per_s_median": median(&mut rates.clone()),
+                "ratio_vs_ecdsa_full": ratios,
+                "ratio_vs_ecdsa_full_median": median(&mut ratios.clone()),
+                "server_cpu_median": median(&mut server),
+                "client_cpu_median": median(&mut client),
+                "mismatches": mismatches,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "meta": {
+            "rounds": options.rounds,
+            "seconds": options.seconds,
+            "warmup_s": options.warmup,
+            "concurrency": options.concurrency,
+            "server_cpu": SERVER_CPU,
+            "client_cpu": CLIENT_CPU,
+            "cpu": cpu_model(),
+        },
+        "kinds": kinds,
+    })
+}
+
+fn report(rounds: &[Vec<Round>], options: &Options) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let cpu = cpu_model();
     let _ = writeln!(out, "# TLS handshakes per second, one server core\n");
     let _ = writeln!(
         out,

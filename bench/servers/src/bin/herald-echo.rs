@@ -5,18 +5,29 @@
 //! Flags: `--port N`; for the overload scenario `--work-us N` (CPU burnt per call), and the
 //! admission limits `--max-concurrency N`, `--max-queue N`, `--queue-timeout-ms N`,
 //! `--queue lifo|codel`; `--admin-port N` serves the admin endpoint (metrics) on loopback.
+//!
+//! `--limits off` serves without the limits file (no ACL, rate check or admission).
+//!
+//! Observability (its cost is measured by `bench/layers`): per-request metrics are on
+//! as in every herald server; `--observe off` turns request observability off (no metrics,
+//! access log or spans per request); `--access-log PATH` writes the JSON access log (one line
+//! per request, buffered) to PATH; `--otlp URL` exports spans to an OTLP/gRPC collector at
+//! URL, sampling `--sampling R` of the traces (default 0.01).
 
 #[path = "../common.rs"]
 mod common;
+#[path = "../payloads.rs"]
+mod payloads;
 
+#[allow(dead_code)] // the generated client is unused
 mod pb {
     include!(concat!(env!("OUT_DIR"), "/herald/bench.rs"));
 }
 
 use herald::limits::{Limits, LimitsConfig};
-use herald::{Context, Error, Server};
-use pb::Msg;
+use herald::{BoxStream, Context, Error, Server};
 use pb::echo_server::{Echo, EchoServer};
+use pb::{Msg, StreamRequest};
 
 struct Echoer {
     work_us: u64,
@@ -26,6 +37,20 @@ impl Echo for Echoer {
     async fn call(&self, _ctx: &Context, request: Msg) -> Result<Msg, Error> {
         common::work(self.work_us);
         Ok(request)
+    }
+
+    type StreamStream = BoxStream<Msg>;
+
+    async fn stream(
+        &self,
+        _ctx: &Context,
+        request: StreamRequest,
+    ) -> Result<Self::StreamStream, Error> {
+        let payloads = payloads::payloads(request.message_size, request.count, request.duration_ms)
+            .map_err(Error::invalid_argument)?;
+        Ok(Box::pin(tokio_stream::iter(
+            payloads.map(|payload| Ok(Msg { payload })),
+        )))
     }
 }
 
@@ -53,19 +78,81 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     runtime.block_on(async move {
         let limits = Limits::from_config(LimitsConfig::parse(&limits, "bench limits")?);
         let admin_port: u16 = common::flag("admin-port", 0)?;
+        let Observability {
+            observed,
+            logging,
+            tracing,
+        } = observability()?;
         let mut builder = Server::builder();
+        if !observed {
+            builder = builder.without_request_observability();
+        }
+        if let Some(logging) = logging {
+            builder = builder.log_control(logging);
+        }
         if admin_port != 0 {
             builder = builder.admin(herald::admin::AdminConfig::loopback(admin_port));
         }
+        // `--limits off`: no ACL, rate check or admission (the layers benchmark's bare server).
+        builder = match common::flag("limits", "on".to_owned())?.as_str() {
+            "on" => builder.limits(limits),
+            "off" => builder.allow_all_callers(),
+            other => return Err(format!("--limits: on or off, not {other:?}").into()),
+        };
         let server = builder
             .insecure_plaintext()
-            .limits(limits)
             .add_service(EchoServer::new(Echoer { work_us }))
             .bind(("127.0.0.1", port))
             .await?;
         println!("LISTENING {}", server.local_addr().port());
         herald::server::termination_signal().await?;
         server.shutdown().await;
+        if let Some(tracing) = tracing {
+            tracing.flush().await?;
+        }
         Ok(())
+    })
+}
+
+/// Request observability on or off, the access log, and span export, as the flags say.
+struct Observability {
+    observed: bool,
+    logging: Option<herald::observe::LogControl>,
+    tracing: Option<herald::observe::Tracing>,
+}
+
+fn observability() -> Result<Observability, Box<dyn std::error::Error>> {
+    let observed = match common::flag("observe", "on".to_owned())?.as_str() {
+        "on" => true,
+        "off" => false,
+        other => return Err(format!("--observe: on or off, not {other:?}").into()),
+    };
+    let path: String = common::flag("access-log", String::new())?;
+    let logging = if path.is_empty() {
+        None
+    } else {
+        let file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        Some(herald::observe::LogControl::install_with_writer(
+            "herald::access=info",
+            herald::observe::LogFormat::Json,
+            std::sync::Mutex::new(file),
+        )?)
+    };
+    let endpoint: String = common::flag("otlp", String::new())?;
+    let tracing = if endpoint.is_empty() {
+        None
+    } else {
+        Some(herald::observe::Tracing::install(
+            herald::observe::TracingConfig {
+                endpoint,
+                sampling_ratio: common::flag("sampling", 0.01)?,
+                service_name: "herald-echo".into(),
+            },
+        )?)
+    };
+    Ok(Observability {
+        observed,
+        logging,
+        tracing,
     })
 }

@@ -5,6 +5,8 @@
 
 #[path = "../common.rs"]
 mod common;
+#[path = "../payloads.rs"]
+mod payloads;
 
 mod pb {
     include!(concat!(env!("OUT_DIR"), "/tonic/bench.rs"));
@@ -12,8 +14,8 @@ mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/tonic/descriptors.bin"));
 }
 
-use pb::Msg;
 use pb::echo_server::{Echo, EchoServer};
+use pb::{Msg, StreamRequest};
 
 struct Echoer {
     work_us: u64,
@@ -27,6 +29,21 @@ impl Echo for Echoer {
     ) -> Result<tonic::Response<Msg>, tonic::Status> {
         common::work(self.work_us);
         Ok(tonic::Response::new(request.into_inner()))
+    }
+
+    type StreamStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Msg, tonic::Status>> + Send>>;
+
+    async fn stream(
+        &self,
+        request: tonic::Request<StreamRequest>,
+    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
+        let request = request.into_inner();
+        let payloads = payloads::payloads(request.message_size, request.count, request.duration_ms)
+            .map_err(tonic::Status::invalid_argument)?;
+        Ok(tonic::Response::new(Box::pin(tokio_stream::iter(
+            payloads.map(|payload| Ok(Msg { payload })),
+        ))))
     }
 }
 
