@@ -42,6 +42,30 @@ pub fn parse(value: &[u8]) -> Result<Duration, MalformedTimeout> {
 /// rounded down so the receiver never sees more budget than the sender had, and never less
 /// than one nanosecond (zero is not a valid value on the wire).
 pub fn format(timeout: Duration) -> String {
+    let (value, unit) = value_and_unit(timeout);
+    format!("{value}{unit}")
+}
+
+/// [`format`] as a header value, written on the stack: every call with a deadline sends one.
+pub fn header_value(timeout: Duration) -> http::HeaderValue {
+    let (mut value, unit) = value_and_unit(timeout);
+    // At most 8 digits, then the unit.
+    let mut text = [0u8; 9];
+    let mut start = 8;
+    text[8] = unit as u8;
+    loop {
+        start -= 1;
+        text[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    http::HeaderValue::from_bytes(&text[start..]).expect("digits and a unit letter")
+}
+
+/// The value and unit [`format`] writes.
+fn value_and_unit(timeout: Duration) -> (u64, char) {
     let nanos = timeout.as_nanos().max(1);
     // (unit, nanoseconds per unit), finest first.
     const UNITS: [(char, u128); 6] = [
@@ -56,10 +80,10 @@ pub fn format(timeout: Duration) -> String {
         // Round down: sending a little less budget than we have is safe; more is not.
         let value = nanos / per;
         if value <= u128::from(MAX_DIGITS_VALUE) && value > 0 {
-            return format!("{value}{unit}");
+            return (value as u64, unit);
         }
     }
-    format!("{MAX_DIGITS_VALUE}H")
+    (MAX_DIGITS_VALUE, 'H')
 }
 
 #[cfg(test)]
@@ -117,5 +141,19 @@ mod tests {
             );
         }
         assert_eq!(format(Duration::ZERO), "1n");
+    }
+
+    #[test]
+    fn the_header_value_is_the_formatted_text() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(7),
+            Duration::from_micros(1500),
+            Duration::from_millis(99_999_999),
+            Duration::from_millis(100_000_000),
+            Duration::from_secs(86_400 * 365 * 1000),
+        ] {
+            assert_eq!(header_value(d).as_bytes(), format(d).as_bytes(), "{d:?}");
+        }
     }
 }

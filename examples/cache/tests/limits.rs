@@ -439,3 +439,153 @@ async fn wait_until(condition: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Handlers that compute, on a server whose connections have one thread: one admission slot,
+/// a queue that sheds after 50 ms.
+mod handler_pool {
+    use std::sync::Mutex;
+
+    use herald::NoAppError;
+    use herald::codegen::{ServiceContract, ServiceMethods};
+    use herald::contract::{ClientPolicy, MethodContract, RpcKind};
+
+    use super::*;
+
+    const fn method(name: &'static str, path: &'static str) -> MethodContract {
+        MethodContract {
+            service: "pool.Work",
+            method: name,
+            path,
+            kind: RpcKind::Unary,
+            deadline: Some(Duration::from_secs(5)),
+            client: ClientPolicy {
+                timeout: None,
+                idempotent: false,
+                retry: None,
+                circuit_breaker: None,
+            },
+        }
+    }
+    static BURN: MethodContract = method("Burn", "/pool.Work/Burn");
+    static SERVICE: ServiceContract = ServiceContract {
+        name: "pool.Work",
+        methods: &[&BURN],
+        app_error: None,
+        descriptor_set: &[],
+    };
+
+    /// A server on a runtime of one worker thread of its own (as herald-echo runs in the
+    /// benchmarks); stops when the returned sender is dropped.
+    async fn serve_on_one_thread(
+        handler_threads: usize,
+        threads: Arc<Mutex<Vec<String>>>,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = herald::runtime::builder()
+                .worker_threads(1)
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let server = serve(handler_threads, threads).await;
+                addr_tx.send(server.local_addr()).expect("send address");
+                let _ = stop_rx.await;
+                server.shutdown().await;
+            });
+        });
+        (addr_rx.await.expect("address"), stop_tx, thread)
+    }
+
+    /// Burn computes for the milliseconds asked, noting its thread's name.
+    async fn serve(handler_threads: usize, threads: Arc<Mutex<Vec<String>>>) -> RunningServer {
+        let service = ServiceMethods::new(&SERVICE).unary(&BURN, move |_ctx, ms: u32| {
+            let threads = threads.clone();
+            async move {
+                let name = std::thread::current().name().unwrap_or("").to_owned();
+                threads.lock().expect("lock").push(name);
+                let until = std::time::Instant::now() + Duration::from_millis(ms.into());
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                Ok::<u32, Error<NoAppError>>(ms)
+            }
+        });
+        let limits = "limits:\n  pool.Work:\n    default:\n      max_concurrency: 1\n      \
+                      queue_timeout_ms: 50\n      rate_acls: { unauthenticated: -1 }\n";
+        Server::builder()
+            .insecure_plaintext()
+            .limits(Limits::from_config(
+                herald::limits::LimitsConfig::parse(limits, "limits.yaml").expect("valid"),
+            ))
+            .handler_threads(handler_threads)
+            .add_service(service)
+            .bind("127.0.0.1:0")
+            .await
+            .expect("bind")
+    }
+
+    /// The answer to a short Burn sent while a 400 ms Burn holds the method's one slot, how long
+    /// it took, and the threads Burn ran on.
+    async fn second_burn_during_first(
+        handler_threads: usize,
+    ) -> (
+        Result<u32, herald::CallError<NoAppError>>,
+        Duration,
+        Vec<String>,
+    ) {
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let (addr, stop, thread) = serve_on_one_thread(handler_threads, threads.clone()).await;
+        let channel = Channel::insecure_plaintext(addr).expect("channel");
+        // Connected first, so the connection's setup is not in the measurement.
+        let ctx = Context::background();
+        let warm = channel.unary::<u32, u32, NoAppError>(&ctx, &BURN, 0);
+        assert_eq!(warm.await.expect("warm-up"), 0);
+        let burning = tokio::spawn({
+            let channel = channel.clone();
+            async move {
+                channel
+                    .unary::<u32, u32, NoAppError>(&Context::background(), &BURN, 400)
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let second = channel.unary::<u32, u32, NoAppError>(&ctx, &BURN, 7).await;
+        let took = started.elapsed();
+        assert_eq!(burning.await.expect("join").expect("burn"), 400);
+        drop(stop);
+        tokio::task::spawn_blocking(move || thread.join().expect("server thread"))
+            .await
+            .expect("join");
+        let threads = threads.lock().expect("lock").clone();
+        (second, took, threads)
+    }
+
+    /// With a handler pool, a call that arrives while the only slot's handler computes is
+    /// queued and shed at the queue's 50 ms bound; without one, nothing reads it until that
+    /// handler is done (the control: the difference is the pool's doing).
+    #[tokio::test]
+    async fn admission_sheds_on_time_while_a_handler_computes_on_the_pool() {
+        let (second, took, threads) = second_burn_during_first(1).await;
+        let shed = second.expect_err("shed from the queue");
+        assert_eq!(shed.code(), Code::ResourceExhausted, "{shed}");
+        assert!(
+            took >= Duration::from_millis(50) && took < Duration::from_millis(200),
+            "shed after {took:?}"
+        );
+        assert!(threads.iter().all(|t| t == "herald-handler"), "{threads:?}");
+
+        let (second, took, threads) = second_burn_during_first(0).await;
+        assert_eq!(second.expect("read and served once the handler is done"), 7);
+        assert!(
+            took >= Duration::from_millis(300),
+            "answered after {took:?}"
+        );
+        assert!(threads.iter().all(|t| t != "herald-handler"), "{threads:?}");
+    }
+}

@@ -31,6 +31,7 @@ use crate::server::health::Health;
 use crate::server::http2::Http2Limits;
 use crate::server::methods::IntoService;
 use crate::server::observe::ObserveLayer;
+use crate::server::pool::HandlerPool;
 use crate::server::rate_limit::RateLimitLayer;
 use crate::server::router::Router;
 use crate::server::standard::{set_health, standard_services};
@@ -74,6 +75,7 @@ pub struct Builder {
     grpc_web: Option<GrpcWeb>,
     bridge: Option<SocketAddr>,
     observe_requests: bool,
+    handler_threads: usize,
 }
 
 /// Who may call: the limits file, or (explicitly) everyone.
@@ -113,6 +115,7 @@ enum BuildErrorKind {
     DuplicateMethod(&'static str),
     Bind(std::io::Error),
     Schemas(String),
+    Pool(std::io::Error),
 }
 
 // === impl Server ===
@@ -133,6 +136,7 @@ impl Server {
             grpc_web: None,
             bridge: None,
             observe_requests: true,
+            handler_threads: 0,
         }
     }
 }
@@ -230,6 +234,16 @@ impl Builder {
         self
     }
 
+    /// Runs handlers on `threads` threads of their own, apart from the threads that read and
+    /// write connections (Courier's work pool behind its admission queue): a handler that
+    /// computes cannot then delay reading the requests that arrive meanwhile, so admission
+    /// queues and sheds them on time under overload. Costs a hand-off between threads per call;
+    /// off by default (0), as handlers that mostly wait on I/O do not need it.
+    pub fn handler_threads(mut self, threads: usize) -> Self {
+        self.handler_threads = threads;
+        self
+    }
+
     /// How long in-flight calls may run after a shutdown starts.
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
@@ -267,6 +281,7 @@ impl Builder {
             grpc_web,
             bridge,
             observe_requests,
+            handler_threads,
         } = self;
         let (security, access) = match (security, access) {
             (Some(security), Some(access)) => (security, access),
@@ -279,6 +294,10 @@ impl Builder {
             limits: limits.clone(),
             stats: stats.clone(),
             compression,
+            pool: match handler_threads {
+                0 => None,
+                threads => Some(HandlerPool::new(threads).map_err(BuildErrorKind::Pool)?),
+            },
         });
 
         let names: Vec<&'static str> = services.iter().map(|s| s.contract.name).collect();
@@ -541,6 +560,7 @@ impl fmt::Display for BuildError {
             BuildErrorKind::DuplicateMethod(path) => write!(f, "two services serve {path}"),
             BuildErrorKind::Bind(error) => write!(f, "cannot listen: {error}"),
             BuildErrorKind::Schemas(error) => write!(f, "the legacy bridge cannot start: {error}"),
+            BuildErrorKind::Pool(error) => write!(f, "cannot start the handler threads: {error}"),
         }
     }
 }
@@ -554,7 +574,7 @@ impl fmt::Debug for BuildError {
 impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
-            BuildErrorKind::Bind(error) => Some(error),
+            BuildErrorKind::Bind(error) | BuildErrorKind::Pool(error) => Some(error),
             _ => None,
         }
     }

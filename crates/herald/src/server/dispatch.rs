@@ -18,6 +18,7 @@ use crate::limits::admission::Permit;
 use crate::server::call::Call;
 use crate::server::http2::Http2Limits;
 use crate::server::methods::ResponseFuture;
+use crate::server::pool::HandlerPool;
 use crate::server::stats::ServerStats;
 
 /// What every handler shares: limits and counters.
@@ -27,6 +28,8 @@ pub(crate) struct Env {
     pub(crate) stats: Arc<ServerStats>,
     /// Responses are compressed with this when the caller accepts it.
     pub(crate) compression: Option<crate::Compression>,
+    /// Where handlers run, when not on the connection's threads.
+    pub(crate) pool: Option<HandlerPool>,
 }
 
 /// Calls the method's handler.
@@ -66,8 +69,12 @@ impl tower::Service<Call> for Dispatch {
             contract.kind,
             RpcKind::ServerStreaming | RpcKind::BidiStreaming
         );
+        let response = method.method.call(ctx, request, &self.env);
         DispatchFuture {
-            response: method.method.call(ctx, request, &self.env),
+            response: match &self.env.pool {
+                Some(pool) => pool.run(response),
+                None => response,
+            },
             permit,
             streams,
         }

@@ -34,7 +34,7 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
 use http::uri::{Authority, Scheme};
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -355,11 +355,10 @@ fn refresh_timeout(request: &mut Request<Body>) {
         return;
     };
     let left = deadline.saturating_duration_since(Instant::now());
-    if let Ok(value) = HeaderValue::from_str(&crate::timeout::format(left)) {
-        request
-            .headers_mut()
-            .insert(crate::timeout::GRPC_TIMEOUT, value);
-    }
+    request.headers_mut().insert(
+        crate::timeout::GRPC_TIMEOUT,
+        crate::timeout::header_value(left),
+    );
 }
 
 /// Whether `code`, answered by an endpoint, counts against it for outlier detection: the
