@@ -107,7 +107,8 @@ def markdown(results: list[dict], opts) -> str:
         "",
         f"Handler: {opts.work_us} µs of CPU per call, server pinned to CPU {opts.server_cpu}, `herald bench` "
         f"open loop pinned to CPU {opts.load_cpu} ({opts.connections} connection(s)). herald's admission: "
-        f"max_concurrency {opts.max_concurrency}, queue {opts.queue}, queue_timeout_ms {opts.queue_timeout_ms}. "
+        f"max_concurrency {opts.max_concurrency}, queue {opts.queue}, queue_timeout_ms {opts.queue_timeout_ms}; "
+        f"handler threads {opts.handler_threads} (0: handlers on the connections' thread). "
         f"Steps of {opts.duration:g} s at {', '.join(f'{m:g}×' for m in opts.steps)} each server's measured "
         f"capacity; call deadline {opts.timeout:g} s. Both servers on one tokio worker with event_interval "
         f"{opts.event_interval}. Goodput: OK answers received during the step. Served p50/p99: latency of the calls "
@@ -161,6 +162,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-queue", type=int, default=1000)
     parser.add_argument("--queue-timeout-ms", type=int, default=100)
     parser.add_argument("--queue", default="lifo", choices=["lifo", "codel"])
+    parser.add_argument("--handler-threads", type=int, default=1,
+                        help="herald's handler pool (Server::builder().handler_threads): handlers on threads apart "
+                             "from the connections' (default 1; 0 runs them on the connections' thread, as tonic does)")
     parser.add_argument("--only", choices=["herald", "tonic"], help="run one server only (for exploring settings)")
     parser.add_argument("--event-interval", type=int, default=61,
                         help="tokio's event_interval for both servers: how many task polls between looks at the "
@@ -179,7 +183,8 @@ def main(argv: list[str]) -> int:
     (OUT / "logs").mkdir(parents=True, exist_ok=True)
     herald = (f"{SERVERS / 'herald-echo'} --port {{port}} --work-us {opts.work_us} "
               f"--max-concurrency {opts.max_concurrency} --max-queue {opts.max_queue} "
-              f"--queue-timeout-ms {opts.queue_timeout_ms} --queue {opts.queue} --event-interval {opts.event_interval}")
+              f"--queue-timeout-ms {opts.queue_timeout_ms} --queue {opts.queue} --event-interval {opts.event_interval} "
+              f"--handler-threads {opts.handler_threads}")
     tonic = f"{SERVERS / 'tonic-echo'} --port {{port}} --work-us {opts.work_us} --event-interval {opts.event_interval}"
     results = []
     for round_no in range(1, opts.rounds + 1):

@@ -6,6 +6,7 @@ use plotters::chart::SeriesLabelPosition;
 
 use crate::chart::{self, Bar, Bars, Lines, Series};
 use crate::input::{OverloadStep, Scenario};
+use crate::layers::{self, Layers};
 use crate::metric::{self, Metric};
 use crate::{BoxError, Inputs, Roles, Run};
 
@@ -16,6 +17,7 @@ pub const IDLE: &str = "idle-memory.svg";
 pub const OVERLOAD: &str = "overload.svg";
 pub const HANDSHAKES: &str = "handshakes.svg";
 pub const STREAMING: &str = "streaming.svg";
+pub const LAYERS: &str = "layers.svg";
 
 /// Writes every chart the inputs have data for into `dir`; returns the file names written.
 ///
@@ -58,6 +60,13 @@ pub fn write_all(
             IDLE,
             "Memory per idle connection (median KiB of RSS; ratio to bare tonic)",
             metric_panels(run, &scenarios(run, &["idle"]), roles, metric::KIB_PER_CONN),
+        )?;
+    }
+    if let Some(layers) = inputs.layers.as_ref().and_then(Layers::of) {
+        bars(
+            LAYERS,
+            "Layers and observability (median req/s; ratio to observe-off, paired per round)",
+            vec![layers_panel(&layers)],
         )?;
     }
     if let Some(handshakes) = &inputs.handshakes {
@@ -240,6 +249,37 @@ fn metric_panels(
                 .collect(),
         })
         .collect()
+}
+
+/// bench/layers' servers: herald's configurations in herald's colour, tonic in its own.
+fn layers_panel(layers: &Layers<'_>) -> Bars {
+    Bars {
+        title: format!("{} ({})", layers::SCENARIO, shape(layers.scenario)),
+        unit: metric::RPS.title.to_owned(),
+        bars: layers
+            .labels
+            .iter()
+            .enumerate()
+            .filter_map(|(i, label)| {
+                let value = (metric::RPS.get)(&layers.scenario.summary(label)?.metrics)?;
+                let note = (label != layers::OFF)
+                    .then(|| layers.ratio(label, layers::OFF, metric::RPS.get))
+                    .flatten()
+                    .map(|r| format!("{:.2}× {}", r.median, layers::OFF));
+                let server = if label == layers::TONIC {
+                    layers::TONIC
+                } else {
+                    "herald"
+                };
+                Some(Bar {
+                    label: label.clone(),
+                    value,
+                    note,
+                    color: chart::color(server, i),
+                })
+            })
+            .collect(),
+    }
 }
 
 fn latency_panels(run: &Run, scenarios: &[&(String, Scenario)]) -> Vec<Lines> {

@@ -59,6 +59,8 @@ pub struct Round {
     pub server: String,
     pub round: u32,
     pub error: Option<String>,
+    /// Successful requests in h2load's log; run.py counts a load round without any as invalid.
+    pub logged_ok: Option<u64>,
     #[serde(flatten)]
     pub metrics: Metrics,
     pub foreign_cpu: Option<f64>,
@@ -196,8 +198,8 @@ impl Results {
         self.scenarios
             .iter()
             .map(|(name, value)| {
-                let scenario = Scenario::deserialize(value)
-                    .map_err(|e| format!("results.json, scenario {name}: {e}"))?;
+                let scenario =
+                    Scenario::deserialize(value).map_err(|e| format!("scenario {name}: {e}"))?;
                 Ok((name.clone(), scenario))
             })
             .collect()
@@ -220,14 +222,24 @@ impl Scenario {
         reference: &str,
         metric: fn(&Metrics) -> Option<f64>,
     ) -> Option<f64> {
+        median(self.paired_ratios(label, reference, metric))
+    }
+
+    /// `label`'s value ÷ `reference`'s value in each round where both are valid, in round order:
+    /// run.py's `summarize` takes the median of these.
+    pub fn paired_ratios(
+        &self,
+        label: &str,
+        reference: &str,
+        metric: fn(&Metrics) -> Option<f64>,
+    ) -> Vec<f64> {
         let value = |server: &str, round: u32| {
             self.rounds
                 .iter()
-                .find(|r| r.server == server && r.round == round && r.error.is_none())
+                .find(|r| r.server == server && r.round == round && r.is_valid())
                 .and_then(|r| metric(&r.metrics))
         };
-        let ratios: Vec<f64> = self
-            .rounds
+        self.rounds
             .iter()
             .filter(|r| r.server == label)
             .filter_map(|r| {
@@ -235,8 +247,17 @@ impl Scenario {
                 let theirs = value(reference, r.round)?;
                 (theirs > 0.0).then(|| ours / theirs)
             })
-            .collect();
-        median(ratios)
+            .collect()
+    }
+}
+
+// === impl Round ===
+
+impl Round {
+    /// As run.py's `valid`: no error, and some successful requests (or, idle, a memory figure).
+    pub fn is_valid(&self) -> bool {
+        self.error.is_none()
+            && (self.logged_ok.is_some_and(|n| n > 0) || self.metrics.kib_per_conn.is_some())
     }
 }
 

@@ -1,7 +1,8 @@
 //! bench-report: one Markdown report with SVG charts from whatever the benchmark scripts left in
-//! `target/bench`: `results.json` (bench/run), `overload.json` (bench/overload),
-//! `handshakes.json` (handshake-bench) and `streaming.json` (the streaming benchmark). Missing
-//! files are skipped and named in the report. Writes `REPORT.md` and the charts next to them.
+//! `target/bench`: `results.json` (bench/run), `layers/results.json` (bench/layers: herald's
+//! layers and observability on and off), `overload.json` (bench/overload), `handshakes.json`
+//! (handshake-bench) and `streaming.json` (the streaming benchmark). Missing files are skipped
+//! and named in the report. Writes `REPORT.md` and the charts next to them.
 //!
 //! Ratios compare herald with the references, herald ÷ bare tonic and herald ÷ gRPC C++,
 //! taken per round against the same round's reference and then the median, as bench/run does:
@@ -13,6 +14,7 @@
 mod chart;
 mod figures;
 mod input;
+mod layers;
 mod markdown;
 mod metric;
 
@@ -35,12 +37,14 @@ struct Roles {
 #[derive(Debug)]
 struct Inputs {
     run: Option<Run>,
+    /// bench/layers' run, in bench/run's format.
+    layers: Option<Run>,
     overload: Option<Overload>,
     handshakes: Option<Handshakes>,
     streaming: Option<Streaming>,
 }
 
-/// bench/run's results, parsed.
+/// bench/run's results (or bench/layers', which runs bench/run), parsed.
 #[derive(Debug)]
 struct Run {
     meta: RunMeta,
@@ -76,7 +80,12 @@ fn run(args: Vec<String>) -> Result<(), BoxError> {
             "-h" | "--help" => {
                 println!(
                     "usage: bench-report [--dir DIR (target/bench)] [--herald LABEL (herald)] \
-                     [--tonic LABEL (tonic)] [--cpp LABEL (cpp)]"
+                     [--tonic LABEL (tonic)] [--cpp LABEL (cpp)]\n\n\
+                     Reads what exists of DIR/results.json (bench/run), DIR/{} (bench/layers), \
+                     DIR/overload.json (bench/overload), DIR/handshakes.json (handshake-bench) \
+                     and DIR/streaming.json (stream-bench); writes DIR/REPORT.md and SVG charts \
+                     next to it. The labels are bench/run's LABEL=COMMAND names.",
+                    layers::FILE
                 );
                 return Ok(());
             }
@@ -85,12 +94,13 @@ fn run(args: Vec<String>) -> Result<(), BoxError> {
     }
     let inputs = read_inputs(&dir)?;
     if inputs.run.is_none()
+        && inputs.layers.is_none()
         && inputs.overload.is_none()
         && inputs.handshakes.is_none()
         && inputs.streaming.is_none()
     {
         return Err(format!(
-            "no results in {}: run bench/run, bench/overload or handshake-bench first",
+            "no results in {}: run bench/run, bench/layers, bench/overload or handshake-bench first",
             dir.display()
         )
         .into());
@@ -109,20 +119,28 @@ fn run(args: Vec<String>) -> Result<(), BoxError> {
 }
 
 fn read_inputs(dir: &Path) -> Result<Inputs, BoxError> {
-    let run = match input::read::<Results>(&dir.join("results.json"))? {
-        Some(results) => Some(Run {
-            labels: results.labels(),
-            scenarios: results.scenarios()?,
-            meta: results.meta,
-        }),
-        None => None,
-    };
     Ok(Inputs {
-        run,
+        run: read_run(&dir.join("results.json"))?,
+        layers: read_run(&dir.join(layers::FILE))?,
         overload: input::read(&dir.join("overload.json"))?,
         handshakes: input::read(&dir.join("handshakes.json"))?,
         streaming: input::read(&dir.join("streaming.json"))?,
     })
+}
+
+/// A results.json in bench/run's format; `None` when there is none.
+fn read_run(path: &Path) -> Result<Option<Run>, BoxError> {
+    let Some(results) = input::read::<Results>(path)? else {
+        return Ok(None);
+    };
+    let scenarios = results
+        .scenarios()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(Run {
+        labels: results.labels(),
+        scenarios,
+        meta: results.meta,
+    }))
 }
 
 fn repo_root() -> Result<PathBuf, BoxError> {

@@ -1,13 +1,14 @@
 //! REPORT.md: where the numbers come from, a summary table of herald against the references,
 //! then one section per benchmark with its charts and full tables.
 
+mod layers;
 mod sections;
 mod summary;
 
 use std::fmt::Write as _;
 
 use crate::metric::Metric;
-use crate::{Inputs, Roles};
+use crate::{Inputs, Roles, Run};
 
 /// The whole report.
 pub fn report(inputs: &Inputs, roles: &Roles, charts: &[&str]) -> String {
@@ -31,6 +32,9 @@ pub fn report(inputs: &Inputs, roles: &Roles, charts: &[&str]) -> String {
         sections::load(&mut out, run, roles, charts);
         sections::idle(&mut out, run, roles, charts);
     }
+    if let Some(run) = &inputs.layers {
+        layers::layers(&mut out, run, charts);
+    }
     if let Some(overload) = &inputs.overload {
         sections::overload(&mut out, overload, charts);
     }
@@ -41,44 +45,13 @@ pub fn report(inputs: &Inputs, roles: &Roles, charts: &[&str]) -> String {
 
 fn sources(out: &mut String, inputs: &Inputs) {
     let _ = writeln!(out, "Inputs:\n");
-    match &inputs.run {
-        Some(run) => {
-            let m = &run.meta;
-            let _ = writeln!(
-                out,
-                "- `results.json` (bench/run): started {}{}, {} interleaved round(s) × ({} s warm-up \
-                 + {} s measured) per server per scenario, {} CPUs, Linux {}, {}{}{}",
-                m.started,
-                m.finished
-                    .as_deref()
-                    .map(|f| format!(", finished {f}"))
-                    .unwrap_or_default(),
-                m.rounds,
-                m.warm_up_time_s.unwrap_or(0.0),
-                m.duration_s,
-                m.cpus.map_or("?".to_owned(), |c| c.to_string()),
-                m.kernel.as_deref().unwrap_or("?"),
-                m.h2load.as_deref().unwrap_or("h2load"),
-                m.git_rev
-                    .as_deref()
-                    .map(|r| format!(", git {}", &r[..r.len().min(12)]))
-                    .unwrap_or_default(),
-                match m.cpu_busy_before {
-                    Some(busy) if busy > 0.10 => format!(
-                        " — **the CPUs were {:.0}% busy before the run: numbers skewed**",
-                        busy * 100.0
-                    ),
-                    _ => String::new(),
-                },
-            );
-            for (label, command) in &m.servers {
-                let _ = writeln!(out, "  - `{label}`: `{}`", command.as_str().unwrap_or("?"));
-            }
-        }
-        None => {
-            let _ = writeln!(out, "- `results.json` (bench/run): not found");
-        }
-    }
+    run_source(out, "results.json", "bench/run", inputs.run.as_ref());
+    run_source(
+        out,
+        crate::layers::FILE,
+        "bench/layers",
+        inputs.layers.as_ref(),
+    );
     let missing = |file: &str, by: &str| format!("- `{file}` ({by}): not found");
     let overload = inputs.overload.as_ref().map(|o| {
         format!(
@@ -106,6 +79,45 @@ fn sources(out: &mut String, inputs: &Inputs) {
         handshakes.unwrap_or_else(|| missing("handshakes.json", "handshake-bench")),
         streaming.unwrap_or_else(|| missing("streaming.json", "stream-bench")),
     );
+}
+
+/// One line for a results.json in bench/run's format, with its servers' commands.
+fn run_source(out: &mut String, file: &str, by: &str, run: Option<&Run>) {
+    let Some(run) = run else {
+        let _ = writeln!(out, "- `{file}` ({by}): not found");
+        return;
+    };
+    let m = &run.meta;
+    let _ = writeln!(
+        out,
+        "- `{file}` ({by}): started {}{}, {} interleaved round(s) × ({} s warm-up \
+         + {} s measured) per server per scenario, {} CPUs, Linux {}, {}{}{}",
+        m.started,
+        m.finished
+            .as_deref()
+            .map(|f| format!(", finished {f}"))
+            .unwrap_or_default(),
+        m.rounds,
+        m.warm_up_time_s.unwrap_or(0.0),
+        m.duration_s,
+        m.cpus.map_or("?".to_owned(), |c| c.to_string()),
+        m.kernel.as_deref().unwrap_or("?"),
+        m.h2load.as_deref().unwrap_or("h2load"),
+        m.git_rev
+            .as_deref()
+            .map(|r| format!(", git {}", &r[..r.len().min(12)]))
+            .unwrap_or_default(),
+        match m.cpu_busy_before {
+            Some(busy) if busy > 0.10 => format!(
+                " — **the CPUs were {:.0}% busy before the run: numbers skewed**",
+                busy * 100.0
+            ),
+            _ => String::new(),
+        },
+    );
+    for (label, command) in &m.servers {
+        let _ = writeln!(out, "  - `{label}`: `{}`", command.as_str().unwrap_or("?"));
+    }
 }
 
 fn better(higher: bool) -> String {

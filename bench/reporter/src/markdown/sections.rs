@@ -231,7 +231,7 @@ pub(super) fn streaming(out: &mut String, inputs: &Inputs, roles: &Roles, charts
 }
 
 /// A warning when other programs took a noticeable share of the CPUs during a round.
-fn skew(out: &mut String, scenario: &Scenario) {
+pub(super) fn skew(out: &mut String, scenario: &Scenario) {
     let worst = scenario
         .rounds
         .iter()

@@ -6,7 +6,8 @@
 //! admission limits `--max-concurrency N`, `--max-queue N`, `--queue-timeout-ms N`,
 //! `--queue lifo|codel`; `--admin-port N` serves the admin endpoint (metrics) on loopback.
 //!
-//! `--limits off` serves without the limits file (no ACL, rate check or admission).
+//! `--limits off` serves without the limits file (no ACL, rate check or admission);
+//! `--handler-threads N` runs handlers on a pool of N threads apart from the connections' one.
 //!
 //! Observability (its cost is measured by `bench/layers`): per-request metrics are on
 //! as in every herald server; `--observe off` turns request observability off (no metrics,
@@ -100,6 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("--limits: on or off, not {other:?}").into()),
         };
         let server = builder
+            .handler_threads(common::flag("handler-threads", 0)?)
             .insecure_plaintext()
             .add_service(EchoServer::new(Echoer { work_us }))
             .bind(("127.0.0.1", port))
