@@ -46,6 +46,18 @@ def bench(port: int, cpu: str, args: list[str], json_path: Path, limit: float) -
     return json.loads(json_path.read_text())
 
 
+def finite(value):
+    """`value` with every infinite recovery time replaced by null and marked "recovered": false."""
+    if isinstance(value, dict):
+        out = {k: finite(v) for k, v in value.items()}
+        if value.get("recovery_s") == float("inf"):
+            out["recovery_s"], out["recovered"] = None, False
+        return out
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 def recovery(report: dict, steps: list[float], duration: float) -> float | None:
     """Seconds from the start of the last step until a second with no failure and p99 ≤ 2 × the first step's p99.
     None when the plan has no recovery step (the last step must be lighter than an earlier one)."""
@@ -143,7 +155,8 @@ def markdown(results: list[dict], opts) -> str:
     if any(s["recovery_s"] is not None for s in summary.values()):
         lines += ["", "Recovery after the last step starts (a second with no failure and p99 ≤ 2× the first step's):"]
         for label, s in summary.items():
-            lines.append(f"- {label}: {fmt(s['recovery_s'], '.0f', ' s')}")
+            never = s["recovery_s"] == float("inf")
+            lines.append(f"- {label}: " + ("not within the step" if never else fmt(s["recovery_s"], ".0f", " s")))
     lines += ["", "Reproduce: `" + " ".join(["bench/overload"] + sys.argv[1:]) + "`", ""]
     return "\n".join(lines), summary
 
@@ -200,7 +213,9 @@ def main(argv: list[str]) -> int:
                   + f" ({time.monotonic() - started:.0f} s)", file=sys.stderr)
     text, summary = markdown(results, opts)
     (OUT / "overload.md").write_text(text)
-    (OUT / "overload.json").write_text(json.dumps({"options": vars(opts), "rounds": results, "summary": summary},
+    # JSON has no infinity: a recovery that never came is written as null with "recovered": false.
+    (OUT / "overload.json").write_text(json.dumps(finite({"options": vars(opts), "rounds": results,
+                                                          "summary": summary}),
                                                   indent=2))
     print(text)
     return 0
