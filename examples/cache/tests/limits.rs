@@ -588,4 +588,65 @@ mod handler_pool {
         );
         assert!(threads.iter().all(|t| t != "herald-handler"), "{threads:?}");
     }
+
+    static RELAY: MethodContract = method("Relay", "/pool.Relay/Relay");
+    static RELAY_SERVICE: ServiceContract = ServiceContract {
+        name: "pool.Relay",
+        methods: &[&RELAY],
+        app_error: None,
+        descriptor_set: &[],
+    };
+
+    /// A channel first used by a handler on the pool keeps working after that server (and its
+    /// pool) is gone: its connections live on the runtime it was built on.
+    #[tokio::test]
+    async fn a_channel_first_used_on_the_pool_outlives_the_server() {
+        let accounts = support::serve(AccountsServer::new(
+            herald_example_cache::AccountsService::demo(),
+        ))
+        .await;
+        let downstream = AccountsClient::new(
+            Channel::insecure_plaintext(accounts.local_addr()).expect("channel"),
+        );
+        let lookup = GetByTokenRequest {
+            token: "tok-bob".into(),
+        };
+        let relay = {
+            let (downstream, lookup) = (downstream.clone(), lookup.clone());
+            ServiceMethods::new(&RELAY_SERVICE).unary(&RELAY, move |ctx, n: u32| {
+                let (downstream, lookup) = (downstream.clone(), lookup.clone());
+                async move {
+                    downstream
+                        .get_by_token(&ctx, lookup)
+                        .await
+                        .map_err(|e| Error::internal(e.to_string()))?;
+                    Ok::<u32, Error<NoAppError>>(n)
+                }
+            })
+        };
+        let server = Server::builder()
+            .insecure_plaintext()
+            .allow_all_callers()
+            .handler_threads(1)
+            .add_service(relay)
+            .bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let channel = Channel::insecure_plaintext(server.local_addr()).expect("channel");
+        let relayed = channel
+            .unary::<u32, u32, NoAppError>(&Context::background(), &RELAY, 5)
+            .await;
+        assert_eq!(relayed.expect("relayed through the pool"), 5);
+        server.shutdown().await;
+        drop(channel);
+
+        let after = tokio::time::timeout(
+            Duration::from_secs(5),
+            downstream.get_by_token(&Context::background(), lookup),
+        )
+        .await
+        .expect("answered, not stuck on a stopped pool");
+        assert_eq!(after.expect("the channel still works").name, "bob");
+        accounts.shutdown().await;
+    }
 }

@@ -164,6 +164,7 @@ impl Builder {
                 .with_server_name(&host)
                 .with_keepalive(self.keepalive),
             observer: self.observer.clone(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         };
         Ok(Channel {
             inner: Arc::new(Inner {

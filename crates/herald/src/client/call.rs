@@ -504,10 +504,13 @@ fn merged(head: MetadataMap, trailers: MetadataMap) -> MetadataMap {
     MetadataMap::from_headers(headers)
 }
 
-/// A single-use request stream was already sent by an earlier attempt (never happens: such
-/// calls make one attempt).
+/// A retry found the request stream unsendable: a single-use stream went with the first
+/// attempt, or more of it was sent than could be kept (the call then makes no more attempts:
+/// its retry check finds it not replayable).
 fn spent() -> tonic::Status {
-    tonic::Status::internal("the request stream was already sent")
+    tonic::Status::unavailable(
+        "the request stream cannot be sent again: more of it was sent than herald keeps (256 KiB)",
+    )
 }
 
 /// The longest a call of `method` may take by its contract.

@@ -73,7 +73,9 @@ where
         }
     }
 
-    /// The next attempt's request stream; `None` when a single-use stream was sent already.
+    /// The next attempt's request stream; `None` when it cannot be the whole request: a
+    /// single-use stream was sent already, or more was sent than could be kept (a failed
+    /// attempt's body may go on being read while the retry waits out its backoff).
     pub(crate) fn next_attempt(&self) -> Option<Either<S, AttemptRequests<T>>> {
         match self {
             Requests::Once(source) => source
@@ -81,7 +83,7 @@ where
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take()
                 .map(Either::Left),
-            Requests::Kept(replay) => Some(Either::Right(replay.next_attempt())),
+            Requests::Kept(replay) => replay.next_attempt().map(Either::Right),
         }
     }
 
@@ -134,24 +136,28 @@ where
         }
     }
 
-    /// The request stream of the next attempt: what was sent before, then the rest.
-    pub(crate) fn next_attempt(&self) -> AttemptRequests<T> {
+    /// The request stream of the next attempt: what was sent before, then the rest; `None`
+    /// once the call committed or sent more than could be kept.
+    pub(crate) fn next_attempt(&self) -> Option<AttemptRequests<T>> {
         let mut shared = lock(&self.shared);
+        if shared.state != State::Keeping {
+            return None;
+        }
         shared.attempt += 1;
-        AttemptRequests {
+        Some(AttemptRequests {
             shared: self.shared.clone(),
             attempt: shared.attempt,
             position: 0,
-        }
+        })
     }
 
-    /// The response began: what was kept is let go, and no attempt follows.
+    /// The response began: no attempt follows. What was kept is let go once the attempt in
+    /// progress has sent it all (the response can begin while a retry is still replaying).
     pub(crate) fn commit(&self) {
         let mut shared = lock(&self.shared);
         if shared.state == State::Keeping {
             shared.state = State::Committed;
         }
-        shared.kept = Vec::new();
     }
 
     /// Whether another attempt could send the same requests.
@@ -187,6 +193,11 @@ where
             this.position += 1;
             return Poll::Ready(Some(message));
         }
+        if shared.state != State::Keeping && !shared.kept.is_empty() {
+            // Committed, and everything kept has been sent again: nothing will replay it.
+            shared.kept = Vec::new();
+            this.position = 0;
+        }
         if shared.source_done {
             return Poll::Ready(None);
         }
@@ -221,25 +232,29 @@ mod tests {
     #[tokio::test]
     async fn a_retry_sends_what_was_sent_then_the_rest() {
         let replay = Replay::new(numbers(5));
-        let mut first = replay.next_attempt();
+        let mut first = replay.next_attempt().expect("first");
         assert_eq!(first.next().await, Some(0));
         assert_eq!(first.next().await, Some(1));
-        let second: Vec<u32> = replay.next_attempt().collect().await;
+        let second: Vec<u32> = replay.next_attempt().expect("second").collect().await;
         assert_eq!(second, vec![0, 1, 2, 3, 4]);
         // The first attempt's body, still polled as it winds down, takes nothing more.
         assert_eq!(first.next().await, None);
         assert!(replay.replayable());
-        let third: Vec<u32> = replay.next_attempt().collect().await;
+        let third: Vec<u32> = replay.next_attempt().expect("third").collect().await;
         assert_eq!(third, vec![0, 1, 2, 3, 4], "kept until the call commits");
     }
 
     #[tokio::test]
     async fn a_committed_call_keeps_nothing_and_is_not_replayed() {
         let replay = Replay::new(numbers(4));
-        let mut first = replay.next_attempt();
+        let mut first = replay.next_attempt().expect("first");
         assert_eq!(first.next().await, Some(0));
         replay.commit();
         assert!(!replay.replayable());
+        assert!(
+            replay.next_attempt().is_none(),
+            "no attempt after the commit"
+        );
         let rest: Vec<u32> = first.collect().await;
         assert_eq!(rest, vec![1, 2, 3]);
         assert!(lock(&replay.shared).kept.is_empty());
@@ -249,9 +264,30 @@ mod tests {
     async fn more_than_the_limit_is_not_kept_and_not_replayed() {
         // Each u32 below 128 encodes (as a wrapper message) in 2 bytes.
         let replay = Replay::with_limit(numbers(100).map(|n| n % 100 + 1), 10);
-        let sent: Vec<u32> = replay.next_attempt().collect().await;
+        let sent: Vec<u32> = replay.next_attempt().expect("first").collect().await;
         assert_eq!(sent.len(), 100, "the call itself is not limited");
         assert!(!replay.replayable());
+        assert!(
+            replay.next_attempt().is_none(),
+            "nothing whole to send again"
+        );
+        assert!(lock(&replay.shared).kept.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_commit_during_a_replay_loses_nothing() {
+        let replay = Replay::new(numbers(6));
+        let mut first = replay.next_attempt().expect("first");
+        for n in 0..4 {
+            assert_eq!(first.next().await, Some(n));
+        }
+        // The retry's response begins after two of the four kept messages were sent again.
+        let mut second = replay.next_attempt().expect("second");
+        assert_eq!(second.next().await, Some(0));
+        assert_eq!(second.next().await, Some(1));
+        replay.commit();
+        let rest: Vec<u32> = second.collect().await;
+        assert_eq!(rest, vec![2, 3, 4, 5]);
         assert!(lock(&replay.shared).kept.is_empty());
     }
 }

@@ -71,7 +71,10 @@ impl Future for Running {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Poll::Ready(match std::task::ready!(Pin::new(&mut self.0).poll(cx)) {
             Ok(response) => response,
-            // Handlers' panics are caught inside (dispatch.rs): this is the pool shutting down.
+            // Handlers' own panics are caught inside (dispatch.rs); one around them is herald's.
+            Err(failed) if failed.is_panic() => {
+                tonic::Status::internal("the call's task panicked").into_http()
+            }
             Err(_) => tonic::Status::unavailable("the server is shutting down").into_http(),
         })
     }

@@ -27,11 +27,13 @@ impl Shared {
         };
         if let Some(discovery) = pending.take() {
             let updates = discovery.into_updates();
-            let task = tokio::spawn(run_discovery(
-                Arc::downgrade(self),
-                updates,
-                self.changes.0.subscribe(),
-            ));
+            let discovering =
+                run_discovery(Arc::downgrade(self), updates, self.changes.0.subscribe());
+            // Endpoints' connection tasks are spawned from the discovery task: on its runtime.
+            let task = match &self.settings.runtime {
+                Some(runtime) => runtime.spawn(discovering),
+                None => tokio::spawn(discovering),
+            };
             if let Ok(mut slot) = self.task.lock() {
                 *slot = Some(task.abort_handle());
             }

@@ -90,6 +90,10 @@ pub(crate) struct Settings {
     pub(crate) connections: usize,
     pub(crate) connector: Connector,
     pub(crate) observer: Arc<dyn Observer>,
+    /// The runtime the channel was built on, where its discovery and connections run: not the
+    /// runtime of whichever task makes the first call (a server's handler pool, which stops
+    /// with its server).
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
 /// Wakes calls waiting for an endpoint when any endpoint's state (or the set) changes.
