@@ -70,11 +70,23 @@ impl tower::Service<Call> for Dispatch {
             RpcKind::ServerStreaming | RpcKind::BidiStreaming
         );
         let response = method.method.call(ctx, request, &self.env);
+        let (response, permit) = match &self.env.pool {
+            // A unary call's slot is held by the pooled task itself: a computing handler whose
+            // caller went away goes on until it yields, and keeps its slot until then.
+            Some(pool) if !streams => {
+                let held = permit;
+                let response = pool.run(Box::pin(async move {
+                    let response = response.await;
+                    drop(held);
+                    response
+                }));
+                (response, None)
+            }
+            Some(pool) => (pool.run(response), permit),
+            None => (response, permit),
+        };
         DispatchFuture {
-            response: match &self.env.pool {
-                Some(pool) => pool.run(response),
-                None => response,
-            },
+            response,
             permit,
             streams,
         }

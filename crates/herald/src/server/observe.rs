@@ -46,6 +46,15 @@ pin_project_lite::pin_project! {
         inner: F,
         record: Option<Record>,
     }
+
+    impl<F> PinnedDrop for ObserveFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before its head: the caller went away (or its connection did).
+            if let Some(record) = this.project().record.take() {
+                record.finish(Code::Cancelled);
+            }
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -231,4 +240,86 @@ impl http_body::Body for ObservedBody {
 fn status_of(headers: &http::HeaderMap) -> Option<Code> {
     let value = headers.get("grpc-status")?.to_str().ok()?;
     value.parse::<i32>().ok().map(Code::from_i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::context::Propagation;
+    use crate::contract::{ClientPolicy, MethodContract, ServiceContract};
+    use crate::limits::policy::Compiled;
+    use crate::observe::server_metrics::ServerMetrics;
+    use crate::server::methods::ServiceMethods;
+
+    static METHOD: MethodContract = MethodContract {
+        service: "t.S",
+        method: "M",
+        path: "/t.S/M",
+        kind: RpcKind::Unary,
+        deadline: Some(Duration::from_secs(1)),
+        client: ClientPolicy {
+            timeout: None,
+            idempotent: false,
+            retry: None,
+            circuit_breaker: None,
+        },
+    };
+    static SERVICE: ServiceContract = ServiceContract {
+        name: "t.S",
+        methods: &[&METHOD],
+        app_error: None,
+        descriptor_set: &[],
+    };
+
+    #[tokio::test]
+    async fn a_call_dropped_before_its_answer_counts_as_cancelled_and_leaves_nobody_in_flight() {
+        let mut registry = Registry::default();
+        let metrics = ServerMetrics::register(&mut registry);
+        let methods = ServiceMethods::new(&SERVICE)
+            .unary(&METHOD, |_, _: ()| async { Ok::<(), crate::Error>(()) });
+        let method = Arc::new(RoutedMethod {
+            method: methods.methods.into_iter().next().expect("one method"),
+            index: 0,
+            buckets: Default::default(),
+            admission: Default::default(),
+            metrics: metrics.method(&METHOD),
+        });
+        let ctx = Context::from_request(
+            &http::HeaderMap::new(),
+            tokio::time::Instant::now(),
+            &METHOD,
+            None,
+            &Propagation::default(),
+            true,
+        )
+        .expect("valid headers");
+        let call = Call {
+            method: method.clone(),
+            ctx,
+            request: http::Request::new(Body::empty()),
+            limits: Arc::new(Compiled::allow_all(&[&METHOD])),
+            rate: crate::limits::Rate::Unlimited,
+            permit: None,
+        };
+        // A handler that never answers; its caller goes away.
+        let inner = tower::service_fn(|_: Call| {
+            std::future::pending::<Result<http::Response<Body>, Infallible>>()
+        });
+        let mut observed = ObserveLayer::on().layer(inner);
+        let mut answer = Box::pin(observed.call(call));
+        assert!(futures_util::poll!(answer.as_mut()).is_pending());
+        assert_eq!(method.metrics.in_flight.get(), 1);
+        drop(answer);
+        assert_eq!(method.metrics.in_flight.get(), 0);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        assert!(
+            text.contains(r#"caller="unauthenticated",code="CANCELLED"} 1"#),
+            "{text}"
+        );
+    }
 }
