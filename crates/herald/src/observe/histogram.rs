@@ -13,6 +13,24 @@ pub(crate) const LATENCY_BUCKETS: [f64; 14] = [
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// [`LATENCY_BUCKETS`] in nanoseconds.
+const BUCKET_NANOS: [u64; 14] = [
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    10_000_000_000,
+];
+
 /// A histogram of durations with fixed buckets; clones share the counts.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LatencyHistogram {
@@ -31,17 +49,15 @@ struct Inner {
 
 impl LatencyHistogram {
     pub(crate) fn observe(&self, duration: Duration) {
-        let seconds = duration.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
+        // Compared in whole nanoseconds: no float conversion on the request path.
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = BUCKET_NANOS
             .iter()
-            .position(|bound| seconds <= *bound)
+            .position(|bound| nanos <= *bound)
             .unwrap_or(LATENCY_BUCKETS.len());
         self.inner.buckets[bucket].fetch_add(1, Relaxed);
         self.inner.count.fetch_add(1, Relaxed);
-        self.inner.sum_nanos.fetch_add(
-            u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
-            Relaxed,
-        );
+        self.inner.sum_nanos.fetch_add(nanos, Relaxed);
     }
 }
 
@@ -70,6 +86,13 @@ impl EncodeMetric for LatencyHistogram {
 mod tests {
     use super::*;
     use prometheus_client::registry::Registry;
+
+    #[test]
+    fn the_nanosecond_bounds_are_the_published_ones() {
+        for (nanos, seconds) in BUCKET_NANOS.iter().zip(LATENCY_BUCKETS) {
+            assert_eq!(*nanos, (seconds * 1e9).round() as u64);
+        }
+    }
 
     #[test]
     fn encodes_cumulative_buckets_sum_and_count() {

@@ -33,6 +33,8 @@ pub struct Call {
     pub(crate) rate: Rate,
     /// The admission slot, once granted.
     pub(crate) permit: Option<Permit>,
+    /// When the request's headers were routed: the start of its recorded latency.
+    pub(crate) arrival: std::time::Instant,
 }
 
 // === impl Call ===

@@ -140,6 +140,7 @@ mod tests {
             limits: Arc::new(Compiled::allow_all(&[&METHOD])),
             rate: crate::limits::Rate::Unlimited,
             permit: None,
+            arrival: std::time::Instant::now(),
         }
     }
 

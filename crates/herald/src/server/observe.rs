@@ -127,7 +127,7 @@ where
         let record = Record {
             method: call.method.clone(),
             ctx: call.ctx.clone(),
-            start: Instant::now(),
+            start: call.arrival,
         };
         record.method.metrics.in_flight.inc();
         ObserveFuture {
@@ -304,6 +304,7 @@ mod tests {
             limits: Arc::new(Compiled::allow_all(&[&METHOD])),
             rate: crate::limits::Rate::Unlimited,
             permit: None,
+            arrival: std::time::Instant::now(),
         };
         // A handler that never answers; its caller goes away.
         let inner = tower::service_fn(|_: Call| {

@@ -123,6 +123,7 @@ where
             limits: self.limits.current(),
             rate: Rate::Unlimited,
             permit: None,
+            arrival: arrival.into_std(),
         };
         Either::Right(Either::Left(self.stack.clone().oneshot(call)))
     }
