@@ -122,3 +122,72 @@ async fn reflection_lists_the_services_and_serves_their_descriptors() {
     assert!(file.service.iter().any(|s| s.name() == "Cache"));
     services.shutdown().await;
 }
+
+/// The kernel's timer on the server's side of the established connection to `port`, from
+/// /proc/net/tcp (`tr`: 0 none, 1 retransmit, 2 keepalive, ...).
+fn server_side_timer(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local_port = u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()?;
+        // State 01: established.
+        (local_port == port && fields[3] == "01")
+            .then(|| fields[5].split(':').next().unwrap_or("").to_owned())
+    })
+}
+
+/// Callers that vanish without a word are found by TCP keepalive, which herald turns on for
+/// every accepted connection (HTTP/2 PINGs are off by default: see `Http2Limits`).
+#[tokio::test]
+async fn accepted_connections_have_tcp_keepalive_unless_turned_off() {
+    for (limits, expected) in [
+        (herald::server::Http2Limits::default(), "02"),
+        (
+            herald::server::Http2Limits {
+                tcp_keepalive: None,
+                ..Default::default()
+            },
+            "00",
+        ),
+    ] {
+        let server = herald::Server::builder()
+            .insecure_plaintext()
+            .allow_all_callers()
+            .http2_limits(limits)
+            .add_service(
+                herald_example_cache::accounts::accounts_server::AccountsServer::new(
+                    herald_example_cache::AccountsService::demo(),
+                ),
+            )
+            .bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let client = herald_example_cache::accounts::accounts_client::AccountsClient::new(
+            support::channel(&server),
+        );
+        let request = herald_example_cache::accounts::GetByTokenRequest {
+            token: "tok-bob".into(),
+        };
+        client
+            .get_by_token(&herald::Context::background(), request)
+            .await
+            .expect("served");
+        // Right after the answer the retransmit timer (01) may run until the ACK; then the
+        // idle socket shows its keepalive timer, or none.
+        let port = server.local_addr().port();
+        let mut timer = server_side_timer(port);
+        for _ in 0..50 {
+            if timer.as_deref() == Some(expected) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            timer = server_side_timer(port);
+        }
+        assert_eq!(
+            timer.as_deref(),
+            Some(expected),
+            "the server's socket timer"
+        );
+        server.shutdown().await;
+    }
+}

@@ -410,6 +410,7 @@ impl Builder {
                     stats: stats.clone(),
                     connections: connections.clone(),
                     security: security.clone(),
+                    tcp_keepalive: limits.tcp_keepalive,
                 });
                 let task = tokio::spawn(accept_loop(listener, shared, shutdown_rx.clone(), grace));
                 tracing::info!(%bridge_addr, "herald legacy bridge listening");
@@ -425,6 +426,7 @@ impl Builder {
             stats: stats.clone(),
             connections: connections.clone(),
             security,
+            tcp_keepalive: limits.tcp_keepalive,
         });
         let task = tokio::spawn(accept_loop(listener, shared, shutdown_rx, grace));
         tracing::info!(%local_addr, "herald server listening");

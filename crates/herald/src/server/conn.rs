@@ -55,7 +55,12 @@ pub(crate) struct Shared<S> {
     pub(crate) stats: Arc<ServerStats>,
     pub(crate) connections: Arc<Connections>,
     pub(crate) security: Security,
+    /// Idle time before TCP keepalive probes, when on.
+    pub(crate) tcp_keepalive: Option<Duration>,
 }
+
+/// Between TCP keepalive probes.
+const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The HTTP versions a listener speaks.
 pub(crate) enum Http {
@@ -170,6 +175,12 @@ pub(crate) async fn accept_loop<S>(
         };
         ServerStats::count(&shared.stats.connections_accepted);
         let _ = stream.set_nodelay(true);
+        if let Some(idle) = shared.tcp_keepalive {
+            let probes = socket2::TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval(TCP_KEEPALIVE_INTERVAL);
+            let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&probes);
+        }
         // The handshake runs in the connection's own task: a slow client never holds up
         // the accept loop.
         connections.spawn(run_connection(
