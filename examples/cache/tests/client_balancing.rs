@@ -495,6 +495,28 @@ impl SilentRelay {
     }
 }
 
+/// Opens a GetMany stream (no deadline: only the connection's health can end it); its
+/// requests go through the returned sender.
+async fn get_many(
+    client: &herald_example_cache::cache::cache_client::CacheClient,
+) -> (
+    tokio::sync::mpsc::Sender<herald_example_cache::cache::GetRequest>,
+    herald::client::ResponseStream<
+        herald_example_cache::cache::GetResponse,
+        herald_example_cache::cache::CacheError,
+    >,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let answers = client
+        .get_many(
+            &Context::background(),
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )
+        .await
+        .expect("get_many starts");
+    (tx, answers)
+}
+
 /// A stream with no deadline on a connection whose peer stops answering: the keepalive PING
 /// goes unanswered, the connection is closed and the stream fails UNAVAILABLE within the
 /// ping interval plus its timeout — instead of waiting forever.
@@ -527,39 +549,18 @@ async fn keepalive_finds_a_peer_that_stopped_answering() {
     let client = CacheClient::new(channel);
 
     // GetMany has no deadline: only the connection's health can end it.
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (tx, mut answers) = get_many(&client).await;
     tx.send(GetRequest { key: "k".into() }).await.expect("send");
-    let mut answers = client
-        .get_many(
-            &Context::background(),
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )
-        .await
-        .expect("get_many starts");
     let first = answers.next().await.expect("an answer");
     assert!(first.is_err(), "no such key yet: {first:?}");
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut answers = client
-        .get_many(
-            &Context::background(),
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )
-        .await
-        .expect("get_many starts");
+    let (tx, mut answers) = get_many(&client).await;
     // Several ping intervals pass with the peer answering: the stream stays open.
     tokio::time::sleep(Duration::from_millis(600)).await;
     tx.send(GetRequest { key: "k".into() }).await.expect("send");
     let still = answers.next().await.expect("an answer");
     assert!(still.is_err(), "NOT_FOUND, answered: {still:?}");
 
-    let (tx2, rx2) = tokio::sync::mpsc::channel(4);
-    let mut open = client
-        .get_many(
-            &Context::background(),
-            tokio_stream::wrappers::ReceiverStream::new(rx2),
-        )
-        .await
-        .expect("get_many starts");
+    let (tx2, mut open) = get_many(&client).await;
     relay.go_silent();
     let started = std::time::Instant::now();
     let ended = tokio::time::timeout(Duration::from_secs(10), open.next())

@@ -5,6 +5,7 @@
 //! requests sent again.
 
 mod client_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -473,13 +474,7 @@ mod streams {
                     ))
                 }
             });
-        Server::builder()
-            .insecure_plaintext()
-            .allow_all_callers()
-            .add_service(service)
-            .bind("127.0.0.1:0")
-            .await
-            .expect("bind")
+        crate::support::serve(service).await
     }
 
     /// Echoes each request, recording it; a 99 breaks the stream with UNAVAILABLE.

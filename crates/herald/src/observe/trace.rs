@@ -139,25 +139,15 @@ pub(crate) fn server_span(
     } else {
         opentelemetry::Context::new()
     };
-    if let Choice::Skip(unrecorded) = choose(installed, &parent, method, SpanKind::Server) {
-        return Some(Trace::Unrecorded(unrecorded));
-    }
-    let span = installed
-        .tracer
-        .span_builder(method.full_name())
-        .with_kind(SpanKind::Server)
-        .with_attributes([
-            KeyValue::new("rpc.system", "grpc"),
-            KeyValue::new("rpc.service", method.service),
-            KeyValue::new("rpc.method", method.method),
+    Some(start(installed, parent, method, SpanKind::Server, || {
+        vec![
             KeyValue::new(
                 "herald.caller",
                 caller.map_or_else(|| "unauthenticated".to_owned(), ToString::to_string),
             ),
             KeyValue::new("herald.request_id", request_id.to_owned()),
-        ])
-        .start_with_context(&installed.tracer, &parent);
-    Some(Trace::Recorded(parent.with_span(span)))
+        ]
+    }))
 }
 
 /// Starts the span of a call this process makes: a child of the handler's span when the
@@ -173,21 +163,36 @@ pub(crate) fn client_span(
         Some(Trace::Recorded(cx)) => cx.clone(),
         None => opentelemetry::Context::new(),
     };
-    if let Choice::Skip(unrecorded) = choose(installed, &parent, method, SpanKind::Client) {
-        return Some(Trace::Unrecorded(unrecorded));
+    Some(start(installed, parent, method, SpanKind::Client, || {
+        vec![KeyValue::new("herald.request_id", request_id.to_owned())]
+    }))
+}
+
+/// A span of `kind` for `method` under `parent` when it is to be recorded (with the RPC
+/// attributes and `more`, built only then); else the trace's identity alone.
+fn start(
+    installed: &Installed,
+    parent: opentelemetry::Context,
+    method: &MethodContract,
+    kind: SpanKind,
+    more: impl FnOnce() -> Vec<KeyValue>,
+) -> Trace {
+    if let Choice::Skip(unrecorded) = choose(installed, &parent, method, kind.clone()) {
+        return Trace::Unrecorded(unrecorded);
     }
+    let mut attributes = vec![
+        KeyValue::new("rpc.system", "grpc"),
+        KeyValue::new("rpc.service", method.service),
+        KeyValue::new("rpc.method", method.method),
+    ];
+    attributes.extend(more());
     let span = installed
         .tracer
         .span_builder(method.full_name())
-        .with_kind(SpanKind::Client)
-        .with_attributes([
-            KeyValue::new("rpc.system", "grpc"),
-            KeyValue::new("rpc.service", method.service),
-            KeyValue::new("rpc.method", method.method),
-            KeyValue::new("herald.request_id", request_id.to_owned()),
-        ])
+        .with_kind(kind)
+        .with_attributes(attributes)
         .start_with_context(&installed.tracer, &parent);
-    Some(Trace::Recorded(parent.with_span(span)))
+    Trace::Recorded(parent.with_span(span))
 }
 
 /// Whether a span under `parent` is recorded: as the caller chose, or for a new trace by the

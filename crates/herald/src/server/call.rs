@@ -88,3 +88,73 @@ where
     S::Future: Send,
 {
 }
+
+/// A routed call of a one-method service, for the layers' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::context::Propagation;
+    use crate::contract::{ClientPolicy, MethodContract, RpcKind, ServiceContract};
+    use crate::observe::server_metrics::ServerMetrics;
+    use crate::server::methods::ServiceMethods;
+
+    /// Unary, with a 100 ms deadline of its own.
+    pub(crate) static METHOD: MethodContract = MethodContract {
+        service: "t.S",
+        method: "M",
+        path: "/t.S/M",
+        kind: RpcKind::Unary,
+        deadline: Some(Duration::from_millis(100)),
+        client: ClientPolicy {
+            timeout: None,
+            idempotent: false,
+            retry: None,
+            circuit_breaker: None,
+        },
+    };
+    static SERVICE: ServiceContract = ServiceContract {
+        name: "t.S",
+        methods: &[&METHOD],
+        app_error: None,
+        descriptor_set: &[],
+    };
+
+    /// A call of [`METHOD`] with `headers`, recorded in `metrics`, allowed by its limits.
+    pub(crate) fn call(headers: &[(&'static str, &'static str)], metrics: &ServerMetrics) -> Call {
+        let mut request = http::Request::new(tonic::body::Body::empty());
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, http::HeaderValue::from_static(value));
+        }
+        let ctx = Context::from_request(
+            request.headers(),
+            tokio::time::Instant::now(),
+            &METHOD,
+            None,
+            &Propagation::default(),
+            true,
+        )
+        .expect("valid headers");
+        let methods = ServiceMethods::new(&SERVICE)
+            .unary(&METHOD, |_, _: ()| async { Ok::<(), crate::Error>(()) });
+        let method = Arc::new(RoutedMethod {
+            method: methods.methods.into_iter().next().expect("one method"),
+            index: 0,
+            buckets: Default::default(),
+            admission: Default::default(),
+            metrics: metrics.method(&METHOD),
+        });
+        Call {
+            method,
+            ctx,
+            request,
+            limits: Arc::new(Compiled::allow_all(&[&METHOD])),
+            rate: Rate::Unlimited,
+            permit: None,
+            arrival: std::time::Instant::now(),
+        }
+    }
+}

@@ -77,71 +77,13 @@ mod tests {
     use std::convert::Infallible;
     use std::time::Duration;
 
-    use http::HeaderValue;
     use tower::ServiceExt;
 
-    use crate::context::{Context, Propagation};
-    use crate::contract::{ClientPolicy, MethodContract, RpcKind, ServiceContract};
-    use crate::limits::policy::Compiled;
-    use crate::server::call::RoutedMethod;
-    use crate::server::methods::ServiceMethods;
-
-    static METHOD: MethodContract = MethodContract {
-        service: "t.S",
-        method: "M",
-        path: "/t.S/M",
-        kind: RpcKind::Unary,
-        deadline: Some(Duration::from_millis(100)),
-        client: ClientPolicy {
-            timeout: None,
-            idempotent: false,
-            retry: None,
-            circuit_breaker: None,
-        },
-    };
-    static SERVICE: ServiceContract = ServiceContract {
-        name: "t.S",
-        methods: &[&METHOD],
-        app_error: None,
-        descriptor_set: &[],
-    };
+    use crate::observe::server_metrics::ServerMetrics;
 
     fn call(timeout: &'static str) -> Call {
-        let mut request = http::Request::new(Body::empty());
-        request
-            .headers_mut()
-            .insert("grpc-timeout", HeaderValue::from_static(timeout));
-        let ctx = Context::from_request(
-            request.headers(),
-            tokio::time::Instant::now(),
-            &METHOD,
-            None,
-            &Propagation::default(),
-            true,
-        )
-        .expect("valid headers");
-        let methods = ServiceMethods::new(&SERVICE)
-            .unary(&METHOD, |_, _: ()| async { Ok::<(), crate::Error>(()) });
-        let method = methods.methods.into_iter().next().expect("one method");
-        let method = Arc::new(RoutedMethod {
-            method,
-            index: 0,
-            buckets: Default::default(),
-            admission: Default::default(),
-            metrics: crate::observe::server_metrics::ServerMetrics::register(
-                &mut Default::default(),
-            )
-            .method(&METHOD),
-        });
-        Call {
-            method,
-            ctx,
-            request,
-            limits: Arc::new(Compiled::allow_all(&[&METHOD])),
-            rate: crate::limits::Rate::Unlimited,
-            permit: None,
-            arrival: std::time::Instant::now(),
-        }
+        let metrics = ServerMetrics::register(&mut Default::default());
+        crate::server::call::testing::call(&[("grpc-timeout", timeout)], &metrics)
     }
 
     #[tokio::test(start_paused = true)]

@@ -244,68 +244,18 @@ fn status_of(headers: &http::HeaderMap) -> Option<Code> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use prometheus_client::registry::Registry;
 
     use super::*;
-    use crate::context::Propagation;
-    use crate::contract::{ClientPolicy, MethodContract, ServiceContract};
-    use crate::limits::policy::Compiled;
     use crate::observe::server_metrics::ServerMetrics;
-    use crate::server::methods::ServiceMethods;
-
-    static METHOD: MethodContract = MethodContract {
-        service: "t.S",
-        method: "M",
-        path: "/t.S/M",
-        kind: RpcKind::Unary,
-        deadline: Some(Duration::from_secs(1)),
-        client: ClientPolicy {
-            timeout: None,
-            idempotent: false,
-            retry: None,
-            circuit_breaker: None,
-        },
-    };
-    static SERVICE: ServiceContract = ServiceContract {
-        name: "t.S",
-        methods: &[&METHOD],
-        app_error: None,
-        descriptor_set: &[],
-    };
+    use crate::server::call::testing;
 
     #[tokio::test]
     async fn a_call_dropped_before_its_answer_counts_as_cancelled_and_leaves_nobody_in_flight() {
         let mut registry = Registry::default();
         let metrics = ServerMetrics::register(&mut registry);
-        let methods = ServiceMethods::new(&SERVICE)
-            .unary(&METHOD, |_, _: ()| async { Ok::<(), crate::Error>(()) });
-        let method = Arc::new(RoutedMethod {
-            method: methods.methods.into_iter().next().expect("one method"),
-            index: 0,
-            buckets: Default::default(),
-            admission: Default::default(),
-            metrics: metrics.method(&METHOD),
-        });
-        let ctx = Context::from_request(
-            &http::HeaderMap::new(),
-            tokio::time::Instant::now(),
-            &METHOD,
-            None,
-            &Propagation::default(),
-            true,
-        )
-        .expect("valid headers");
-        let call = Call {
-            method: method.clone(),
-            ctx,
-            request: http::Request::new(Body::empty()),
-            limits: Arc::new(Compiled::allow_all(&[&METHOD])),
-            rate: crate::limits::Rate::Unlimited,
-            permit: None,
-            arrival: std::time::Instant::now(),
-        };
+        let call = testing::call(&[], &metrics);
+        let method = call.method.clone();
         // A handler that never answers; its caller goes away.
         let inner = tower::service_fn(|_: Call| {
             std::future::pending::<Result<http::Response<Body>, Infallible>>()
