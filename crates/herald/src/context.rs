@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::call_metadata::{CallMetadata, MetadataCapture, ResponseMetadata};
 use crate::contract::MethodContract;
+use crate::header_names;
 use crate::identity::Identity;
 use crate::timeout;
 
@@ -93,13 +94,13 @@ impl Context {
         propagation: &Propagation,
         traced: bool,
     ) -> Result<Context, timeout::MalformedTimeout> {
-        let sent = match headers.get(timeout::GRPC_TIMEOUT) {
+        let sent = match headers.get(&header_names::GRPC_TIMEOUT) {
             Some(value) => Some(arrival + timeout::parse(value.as_bytes())?),
             None => None,
         };
         let own = method.deadline.map(|d| arrival + d);
         let request_id = headers
-            .get(REQUEST_ID)
+            .get(&header_names::REQUEST_ID)
             .filter(|id| valid_request_id(id))
             .cloned()
             .unwrap_or_else(new_request_id);
@@ -291,9 +292,15 @@ impl Context {
     pub(crate) fn write_child_headers(&self, headers: &mut HeaderMap, deadline: Option<Instant>) {
         if let Some(deadline) = deadline {
             let budget = deadline.saturating_duration_since(Instant::now());
-            headers.insert(timeout::GRPC_TIMEOUT, timeout::header_value(budget));
+            headers.insert(
+                header_names::GRPC_TIMEOUT.clone(),
+                timeout::header_value(budget),
+            );
         }
-        headers.insert(REQUEST_ID, self.inner.request_id.clone());
+        headers.insert(
+            header_names::REQUEST_ID.clone(),
+            self.inner.request_id.clone(),
+        );
         for (name, value) in &self.inner.propagated {
             headers.insert(name.clone(), value.clone());
         }

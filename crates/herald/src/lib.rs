@@ -27,6 +27,7 @@ mod cow_map;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod header_names;
 mod identity;
 pub mod limits;
 pub mod observe;

@@ -133,11 +133,11 @@ fn observability() -> Result<Observability, Box<dyn std::error::Error>> {
     let logging = if path.is_empty() {
         None
     } else {
-        let file = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        Some(herald::observe::LogControl::install_with_writer(
+        let file = std::fs::File::create(&path)?;
+        Some(herald::observe::LogControl::install_buffered(
             "herald::access=info",
             herald::observe::LogFormat::Json,
-            std::sync::Mutex::new(file),
+            herald::observe::BufferedLog::new(file, std::time::Duration::from_secs(1)),
         )?)
     };
     let endpoint: String = common::flag("otlp", String::new())?;

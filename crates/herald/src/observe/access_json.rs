@@ -7,12 +7,14 @@
 //! writes them (`timestamp`, `level`, the fields, `target`); every other event goes through
 //! tracing-subscriber's formatter unchanged.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime as SubscriberTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -24,10 +26,31 @@ pub(crate) struct JsonLines {
     general: Format<Json>,
 }
 
+thread_local! {
+    /// Each thread's access line under construction, and its timestamp cache.
+    static LINE: RefCell<Line> = RefCell::new(Line::default());
+}
+
+/// An access line built in one string (then handed to the writer in one piece, rather than
+/// as a dozen dynamically dispatched pieces).
+#[derive(Default)]
+struct Line {
+    text: String,
+    stamp: Stamp,
+}
+
+/// RFC 3339 timestamps as tracing-subscriber writes them (`2026-11-24T09:33:27.123456Z`),
+/// with the date and time of day worked out once per second.
+#[derive(Default)]
+struct Stamp {
+    second: Option<u64>,
+    /// `2026-11-24T09:33:27.` for `second`.
+    prefix: String,
+}
+
 /// Writes an event's fields as `,"name":value` pairs.
-struct FieldWriter<'a, 'w> {
-    out: &'a mut Writer<'w>,
-    result: fmt::Result,
+struct FieldWriter<'a> {
+    out: &'a mut String,
 }
 
 // === impl JsonLines ===
@@ -59,86 +82,166 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
-        if meta.target() != ACCESS_TARGET {
+        if event.metadata().target() != ACCESS_TARGET {
             return self.general.format_event(ctx, writer, event);
         }
-        writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
-        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
-        let mut fields = FieldWriter {
-            out: &mut writer,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_str(",\"target\":")?;
-        write_json_str(&mut writer, meta.target())?;
-        writer.write_str("}\n")
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => line.write(event, &mut writer),
+            // An event logged while this thread formats another (from a field's Debug).
+            Err(_) => Line::default().write(event, &mut writer),
+        })
     }
+}
+
+// === impl Line ===
+
+impl Line {
+    fn write(&mut self, event: &Event<'_>, out: &mut Writer<'_>) -> fmt::Result {
+        let meta = event.metadata();
+        let text = &mut self.text;
+        text.clear();
+        text.push_str("{\"timestamp\":\"");
+        self.stamp.push(text, SystemTime::now())?;
+        text.push_str("\",\"level\":\"");
+        text.push_str(meta.level().as_str());
+        text.push('"');
+        event.record(&mut FieldWriter { out: text });
+        text.push_str(",\"target\":");
+        push_json_str(text, meta.target());
+        text.push_str("}\n");
+        out.write_str(text)
+    }
+}
+
+// === impl Stamp ===
+
+impl Stamp {
+    fn push(&mut self, text: &mut String, now: SystemTime) -> fmt::Result {
+        let since = match now.duration_since(UNIX_EPOCH) {
+            Ok(since) if since.as_secs() <= LAST_SECOND_OF_9999 => since,
+            // Before 1970 or after 9999: tracing-subscriber's own (slower) formatting.
+            _ => return SubscriberTime.format_time(&mut Writer::new(text)),
+        };
+        let second = since.as_secs();
+        if self.second != Some(second) {
+            self.prefix.clear();
+            write_second(&mut self.prefix, second)?;
+            self.second = Some(second);
+        }
+        text.push_str(&self.prefix);
+        let mut micros = since.subsec_micros();
+        let mut digits = [b'0'; 6];
+        for digit in digits.iter_mut().rev() {
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        text.extend(digits.iter().map(|&d| char::from(d)));
+        text.push('Z');
+        Ok(())
+    }
+}
+
+/// 9999-12-31T23:59:59Z, the last second with a four-digit year.
+const LAST_SECOND_OF_9999: u64 = 253_402_300_799;
+
+/// `YYYY-MM-DDTHH:MM:SS.` for seconds since the Unix epoch.
+fn write_second(out: &mut String, second: u64) -> fmt::Result {
+    let (days, in_day) = (second / 86_400, second % 86_400);
+    let (year, month, day) = civil_date(days);
+    write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.",
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    // Shifted to 0000-03-01, so that a leap day ends its year.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 // === impl FieldWriter ===
 
-impl FieldWriter<'_, '_> {
-    fn key(&mut self, field: &Field) -> fmt::Result {
-        self.out.write_char(',')?;
-        write_json_str(self.out, field.name())?;
-        self.out.write_char(':')
-    }
-
-    fn put(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = self.key(field).and_then(|()| value(self.out));
-        }
+impl FieldWriter<'_> {
+    fn key(&mut self, field: &Field) {
+        self.out.push(',');
+        push_json_str(self.out, field.name());
+        self.out.push(':');
     }
 }
 
-impl Visit for FieldWriter<'_, '_> {
+impl Visit for FieldWriter<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, |out| write_json_str(out, value));
+        self.key(field);
+        push_json_str(self.out, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
         if value.is_finite() {
-            self.put(field, |out| write!(out, "{value}"));
+            self.out.push_str(zmij::Buffer::new().format_finite(value));
         } else {
-            self.put(field, |out| out.write_str("null"));
+            self.out.push_str("null");
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, |out| write!(out, "{value}"));
+        self.key(field);
+        self.out.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, |out| write!(out, "{value}"));
+        self.key(field);
+        self.out.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, |out| write!(out, "{value}"));
+        self.key(field);
+        self.out.push_str(if value { "true" } else { "false" });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, |out| {
-            out.write_char('"')?;
-            write!(JsonEscaped(out), "{value:?}")?;
-            out.write_char('"')
-        });
+        self.key(field);
+        self.out.push('"');
+        // Writing to a String cannot fail.
+        let _ = write!(JsonEscaped(self.out), "{value:?}");
+        self.out.push('"');
     }
 }
 
 /// `value` as a JSON string, quotes included.
-fn write_json_str(out: &mut Writer<'_>, value: &str) -> fmt::Result {
-    out.write_char('"')?;
-    JsonEscaped(out).write_str(value)?;
-    out.write_char('"')
+fn push_json_str(out: &mut String, value: &str) {
+    out.push('"');
+    // Method names, identities, codes and request ids need no escaping: one copy.
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push_str(value);
+    } else {
+        let _ = JsonEscaped(out).write_str(value);
+    }
+    out.push('"');
 }
 
 /// Escapes what passes through it for the inside of a JSON string.
-struct JsonEscaped<'a, 'w>(&'a mut Writer<'w>);
+struct JsonEscaped<'a>(&'a mut String);
 
-impl Write for JsonEscaped<'_, '_> {
+impl Write for JsonEscaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let mut clean = 0;
         for (i, byte) in s.bytes().enumerate() {
@@ -151,15 +254,16 @@ impl Write for JsonEscaped<'_, '_> {
                 0..=0x1f => "",
                 _ => continue,
             };
-            self.0.write_str(&s[clean..i])?;
+            self.0.push_str(&s[clean..i]);
             if escape.is_empty() {
                 write!(self.0, "\\u{byte:04x}")?;
             } else {
-                self.0.write_str(escape)?;
+                self.0.push_str(escape);
             }
             clean = i + 1;
         }
-        self.0.write_str(&s[clean..])
+        self.0.push_str(&s[clean..]);
+        Ok(())
     }
 }
 
@@ -236,12 +340,90 @@ mod tests {
         assert_eq!(fast["method"], "cache.Cache/Get \"quoted\"\n\\ \u{1}");
         assert_eq!(fast["latency_ms"], 1.25);
         let stamp = fast["timestamp"].as_str().expect("timestamp");
-        assert!(stamp.len() >= 20 && stamp.ends_with('Z'), "{stamp}");
+        let general_stamp = general["timestamp"].as_str().expect("timestamp");
+        assert!(stamp.len() == 27 && stamp.ends_with('Z'), "{stamp}");
+        assert_eq!(
+            stamp.len(),
+            general_stamp.len(),
+            "{stamp} vs {general_stamp}"
+        );
+        let shape = |s: &str| s.replace(|c: char| c.is_ascii_digit(), "9");
+        assert_eq!(shape(stamp), shape(general_stamp));
         let keys = |v: &serde_json::Value| {
             let mut keys: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
             keys.sort();
             keys
         };
         assert_eq!(keys(fast), keys(general));
+    }
+
+    /// What the `time` crate says second `second` is, as `YYYY-MM-DDTHH:MM:SS.`.
+    fn expected_second(second: u64) -> String {
+        let at = time::OffsetDateTime::from_unix_timestamp(second as i64).expect("in range");
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        )
+    }
+
+    #[test]
+    fn dates_at_the_edges_of_months_years_and_leap_days() {
+        for second in [
+            0,
+            86_399,
+            86_400,
+            951_782_400,   // 2000-02-29
+            951_868_800,   // 2000-03-01
+            1_709_164_800, // 2024-02-29
+            4_107_542_400, // 2100-03-01 (2100 is not a leap year)
+            1_795_000_000,
+            super::LAST_SECOND_OF_9999,
+        ] {
+            let mut out = String::new();
+            write_second(&mut out, second).expect("format");
+            assert_eq!(out, expected_second(second), "second {second}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_second_has_the_date_the_time_crate_gives(second in 0..=super::LAST_SECOND_OF_9999) {
+            let mut out = String::new();
+            write_second(&mut out, second).expect("format");
+            proptest::prop_assert_eq!(out, expected_second(second));
+        }
+    }
+
+    #[test]
+    fn stamps_carry_microseconds_and_follow_the_clock_across_seconds() {
+        let mut stamp = Stamp::default();
+        let at = |s: u64, micros: u64| {
+            UNIX_EPOCH + std::time::Duration::from_micros(s * 1_000_000 + micros)
+        };
+        let mut out = String::new();
+        stamp.push(&mut out, at(1_795_000_000, 42)).expect("stamp");
+        out.push(' ');
+        stamp
+            .push(&mut out, at(1_795_000_000, 999_999))
+            .expect("stamp");
+        out.push(' ');
+        stamp.push(&mut out, at(1_795_000_001, 0)).expect("stamp");
+        assert_eq!(
+            out,
+            "2026-11-18T11:06:40.000042Z 2026-11-18T11:06:40.999999Z 2026-11-18T11:06:41.000000Z"
+        );
+        let mut before_1970 = String::new();
+        stamp
+            .push(
+                &mut before_1970,
+                UNIX_EPOCH - std::time::Duration::from_secs(1),
+            )
+            .expect("stamp");
+        assert!(before_1970.ends_with('Z'), "{before_1970}");
     }
 }

@@ -2,10 +2,12 @@
 //! changed while the process runs (the admin endpoint's `/logging` uses [`LogControl`]).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::observe::access_json::JsonLines;
+use crate::observe::buffered_log::BufferedLog;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
@@ -15,6 +17,8 @@ use tracing_subscriber::{EnvFilter, Registry, reload};
 pub struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
     current: Arc<Mutex<String>>,
+    /// Writes out buffered lines, when the writer buffers.
+    flush: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// A log filter could not be parsed or installed.
@@ -37,10 +41,41 @@ impl LogControl {
     /// Installs the process's logger on stderr with `filter` (`EnvFilter` syntax, e.g.
     /// `info,herald::access=warn`).
     ///
+    /// Lines are buffered (a [`BufferedLog`]: written at least every second, warnings and
+    /// errors at once); [`LogControl::flush`] writes out the rest, and a server's shutdown
+    /// calls it.
+    ///
     /// # Errors
     /// The filter does not parse, or a logger is already installed.
     pub fn install(filter: &str, format: LogFormat) -> Result<LogControl, LogError> {
-        Self::install_with_writer(filter, format, std::io::stderr)
+        Self::install_buffered(
+            filter,
+            format,
+            BufferedLog::new(std::io::stderr(), Duration::from_secs(1)),
+        )
+    }
+
+    /// As [`LogControl::install`], writing through `log` (e.g. a [`BufferedLog`] over a file);
+    /// [`LogControl::flush`] flushes it.
+    ///
+    /// # Errors
+    /// As [`LogControl::install`].
+    pub fn install_buffered<W>(
+        filter: &str,
+        format: LogFormat,
+        log: BufferedLog<W>,
+    ) -> Result<LogControl, LogError>
+    where
+        W: std::io::Write + Send + 'static,
+    {
+        let flusher = log.clone();
+        let mut control = Self::install_with_writer(filter, format, log)?;
+        control.flush = Some(Arc::new(move || {
+            if let Err(e) = flusher.flush() {
+                eprintln!("herald: cannot write the log: {e}");
+            }
+        }));
+        Ok(control)
     }
 
     /// As [`LogControl::install`], writing to `writer`.
@@ -78,7 +113,15 @@ impl LogControl {
         Ok(LogControl {
             handle,
             current: Arc::new(Mutex::new(filter.to_owned())),
+            flush: None,
         })
+    }
+
+    /// Writes out the lines a buffered writer holds (nothing to do for other writers).
+    pub fn flush(&self) {
+        if let Some(flush) = &self.flush {
+            flush();
+        }
     }
 
     /// The filter in force.

@@ -2,6 +2,7 @@
 //! a structured access log, and the service dependency graph.
 
 mod access_json;
+pub mod buffered_log;
 pub mod client_metrics;
 pub(crate) mod deps;
 pub(crate) mod histogram;
@@ -11,6 +12,7 @@ pub(crate) mod server_metrics;
 pub mod trace;
 
 pub(crate) use access_json::ACCESS_TARGET;
+pub use buffered_log::BufferedLog;
 pub use client_metrics::{ClientMetrics, client_metrics};
 pub use logging::{LogControl, LogError, LogFormat};
 pub use trace::{Tracing, TracingConfig, TracingError};

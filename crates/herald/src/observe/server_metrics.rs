@@ -1,8 +1,9 @@
 //! The server's metrics: per service and method, per caller identity and status code.
 //!
 //! Per-method series are created once at start-up from the contract table; per-caller
-//! series on a caller's first request, then cached: a request only loads an atomic snapshot,
-//! looks its caller up and bumps atomics — no string formatting, no global lock.
+//! series on a caller's first request, then cached: a request finds its caller's counters by
+//! the identity's number (an index into a table) and bumps atomics — no string formatting,
+//! no hashing, no lock.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -20,6 +21,10 @@ use crate::{Code, Identity};
 
 /// The caller label of requests without an identity.
 pub(crate) const UNAUTHENTICATED: &str = "unauthenticated";
+
+/// Callers whose identity number is below this find their counters in a table; the rest
+/// (a process that has seen more identities than this) look them up by name.
+const NUMBERED_CALLERS: usize = 64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -53,8 +58,12 @@ pub(crate) struct MethodMetrics {
     pub(crate) duration: LatencyHistogram,
     pub(crate) queue_wait: LatencyHistogram,
     pub(crate) in_flight: Gauge,
-    /// By caller identity (`""` for none), looked up by `&str`.
+    /// By caller identity (`""` for none), looked up by `&str`: every caller, for listing.
     callers: CowMap<String, Arc<CallerCounters>>,
+    /// The same counters by identity number (below [`NUMBERED_CALLERS`]).
+    numbered: Box<[OnceLock<Arc<CallerCounters>>]>,
+    /// The same counters for requests without an identity.
+    unauthenticated: OnceLock<Arc<CallerCounters>>,
 }
 
 /// One caller's request counters on one method, by code, made on first use.
@@ -112,6 +121,8 @@ impl ServerMetrics {
             queue_wait: self.queue_wait.get_or_create(&labels).clone(),
             in_flight: self.in_flight.get_or_create(&labels).clone(),
             callers: CowMap::default(),
+            numbered: (0..NUMBERED_CALLERS).map(|_| OnceLock::new()).collect(),
+            unauthenticated: OnceLock::new(),
         }
     }
 }
@@ -123,9 +134,15 @@ impl MethodMetrics {
     pub(crate) fn record(&self, caller: Option<&Identity>, code: Code, took: Duration) {
         self.duration.observe(took);
         let name = caller.map_or("", Identity::as_str);
-        self.callers
-            .get_or_insert_with(name, Arc::default)
-            .count(self, name, code);
+        let by_name = || self.callers.get_or_insert_with(name, Arc::default);
+        let slot = match caller {
+            None => Some(&self.unauthenticated),
+            Some(who) => self.numbered.get(who.index()),
+        };
+        match slot {
+            Some(slot) => slot.get_or_init(by_name).count(self, name, code),
+            None => by_name().count(self, name, code),
+        }
     }
 
     /// The callers seen so far, with their request counts.
@@ -166,5 +183,61 @@ impl CallerCounters {
                 method.requests.get_or_create(&labels).clone()
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::call::testing::METHOD;
+
+    /// `herald_server_requests_total` for `caller` and `code` in the exposition.
+    fn count(text: &str, caller: &str, code: &str) -> Option<u64> {
+        let labels =
+            format!("{{service=\"t.S\",method=\"M\",caller=\"{caller}\",code=\"{code}\"}}");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("herald_server_requests_total{labels} ")))
+            .map(|n| n.parse().expect("a count"))
+    }
+
+    #[test]
+    fn each_caller_is_counted_apart_whether_found_by_number_or_by_name() {
+        let mut registry = Registry::default();
+        let metrics = ServerMetrics::register(&mut registry).method(&METHOD);
+        // More identities than the numbered table holds: the later ones take the named path.
+        let callers: Vec<Identity> = (0..NUMBERED_CALLERS + 8)
+            .map(|i| Identity::new(format!("server-metrics-test.{i}")))
+            .collect();
+        assert!(callers.iter().any(|c| c.index() >= NUMBERED_CALLERS));
+        for (i, caller) in callers.iter().enumerate() {
+            for _ in 0..=i {
+                metrics.record(Some(caller), Code::Ok, Duration::from_millis(1));
+            }
+            metrics.record(Some(caller), Code::NotFound, Duration::from_millis(1));
+        }
+        metrics.record(None, Code::Ok, Duration::from_millis(1));
+        metrics.record(None, Code::Ok, Duration::from_millis(1));
+
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        for (i, caller) in callers.iter().enumerate() {
+            let name = caller.as_str();
+            assert_eq!(count(&text, name, "OK"), Some(i as u64 + 1), "{name}");
+            assert_eq!(count(&text, name, "NOT_FOUND"), Some(1), "{name}");
+            assert_eq!(count(&text, name, "INTERNAL"), None, "{name}");
+        }
+        assert_eq!(count(&text, UNAUTHENTICATED, "OK"), Some(2));
+
+        let mut listed = metrics.callers();
+        listed.sort();
+        assert_eq!(listed.len(), callers.len() + 1);
+        assert_eq!(listed[0], (None, 2));
+        for (caller, total) in &listed[1..] {
+            let i = callers
+                .iter()
+                .position(|c| Some(c) == caller.as_ref())
+                .expect("a known caller");
+            assert_eq!(*total, i as u64 + 2);
+        }
     }
 }

@@ -56,8 +56,6 @@ struct Installed {
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
 
-const TRACEPARENT: &str = "traceparent";
-
 // === impl Tracing ===
 
 impl Tracing {
@@ -134,7 +132,7 @@ pub(crate) fn server_span(
     request_id: &str,
 ) -> Option<Trace> {
     let installed = INSTALLED.get()?;
-    let parent = if headers.contains_key(TRACEPARENT) {
+    let parent = if headers.contains_key(&crate::header_names::TRACEPARENT) {
         TraceContextPropagator::new().extract(&Headers(headers))
     } else {
         opentelemetry::Context::new()

@@ -100,6 +100,8 @@ pub struct RunningServer {
     health: Arc<Health>,
     reporter: HealthReporter,
     names: Vec<&'static str>,
+    /// Flushed at shutdown, so the last requests' access lines are written.
+    logging: Option<LogControl>,
 }
 
 /// Why a server could not start.
@@ -373,7 +375,7 @@ impl Builder {
                     methods: router.methods(),
                     services: router.service_names(),
                     health: health.clone(),
-                    logging,
+                    logging: logging.clone(),
                     started: metrics.started,
                     started_at: std::time::SystemTime::now(),
                 });
@@ -442,6 +444,7 @@ impl Builder {
             health,
             reporter: standard.health,
             names,
+            logging,
         })
     }
 
@@ -524,6 +527,9 @@ impl RunningServer {
         let _ = self.task.await;
         if let Some((_, bridge)) = self.bridge {
             let _ = bridge.await;
+        }
+        if let Some(logging) = &self.logging {
+            logging.flush();
         }
     }
 

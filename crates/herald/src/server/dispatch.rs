@@ -163,15 +163,16 @@ pub(crate) async fn guard_response(
 /// implementations (and its spec of the limit) say RESOURCE_EXHAUSTED, which is what clients
 /// and dashboards expect for "too big".
 fn oversized_is_resource_exhausted(response: &mut http::Response<Body>) {
+    use crate::header_names::{GRPC_MESSAGE, GRPC_STATUS};
     // tonic's message, as it travels: percent-encoded in `grpc-message`.
     const TONIC_TOO_LARGE: &[u8] = b"Error,%20decoded%20message%20length%20too%20large";
     let headers = response.headers_mut();
-    let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+    let too_large = headers.get(&GRPC_STATUS).is_some_and(|s| s == "11")
         && headers
-            .get("grpc-message")
+            .get(&GRPC_MESSAGE)
             .is_some_and(|m| m.as_bytes().starts_with(TONIC_TOO_LARGE));
     if too_large {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        headers.insert(GRPC_STATUS.clone(), http::HeaderValue::from_static("8"));
     }
 }
 

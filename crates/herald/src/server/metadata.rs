@@ -39,7 +39,9 @@ pub(crate) fn apply(
     streams: bool,
 ) -> http::Response<Body> {
     // A trailers-only response (an error before any message): its head is its trailers.
-    let trailers_only = response.headers().contains_key("grpc-status");
+    let trailers_only = response
+        .headers()
+        .contains_key(&crate::header_names::GRPC_STATUS);
     if streams && !trailers_only {
         if let Some(headers) = ctx.take_response_headers() {
             append(response.headers_mut(), headers);

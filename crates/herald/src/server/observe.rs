@@ -238,7 +238,10 @@ impl http_body::Body for ObservedBody {
 }
 
 fn status_of(headers: &http::HeaderMap) -> Option<Code> {
-    let value = headers.get("grpc-status")?.to_str().ok()?;
+    let value = headers
+        .get(&crate::header_names::GRPC_STATUS)?
+        .to_str()
+        .ok()?;
     value.parse::<i32>().ok().map(Code::from_i32)
 }
 

@@ -141,7 +141,7 @@ impl std::fmt::Debug for ResponseBody {
 
 /// The outcome a `grpc-status` header says, if there is one.
 fn outcome(headers: &HeaderMap) -> Option<Outcome> {
-    let status = headers.get("grpc-status")?;
+    let status = headers.get(&crate::header_names::GRPC_STATUS)?;
     let code = std::str::from_utf8(status.as_bytes())
         .ok()
         .and_then(|s| s.parse::<i32>().ok())

@@ -360,7 +360,7 @@ fn refresh_timeout(request: &mut Request<Body>) {
     };
     let left = deadline.saturating_duration_since(Instant::now());
     request.headers_mut().insert(
-        crate::timeout::GRPC_TIMEOUT,
+        crate::header_names::GRPC_TIMEOUT.clone(),
         crate::timeout::header_value(left),
     );
 }

@@ -1,0 +1,302 @@
+//! A log writer that gathers lines in memory and writes them in large blocks.
+//!
+//! An access log writes a line per request; a write system call per line (or per 8 KiB of a
+//! `BufWriter`) was most of what the access log cost a busy server. Lines here are appended to
+//! one shared buffer (a short, uncontended lock and a copy) and written out when the buffer
+//! fills, every `interval` (by a background thread), at once for warnings and errors (so that
+//! what matters is never held back), and when the writer is flushed or dropped — as Envoy's
+//! file access logs do (64 KiB buffer, 1 s flush interval).
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tracing::{Level, Metadata};
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Lines held before they are written out.
+const CAPACITY: usize = 64 * 1024;
+
+/// Gathers log lines and writes them to `W` in blocks (see the module's documentation).
+///
+/// Cloning shares the buffer.
+pub struct BufferedLog<W: Write + Send + 'static> {
+    shared: Arc<Shared<W>>,
+}
+
+struct Shared<W: Write> {
+    lines: Mutex<Vec<u8>>,
+    /// Taken while a block is written, so blocks leave in the order they were filled.
+    out: Mutex<W>,
+}
+
+/// One line's writer, from [`BufferedLog::make_writer`].
+pub struct LineWriter<'a, W: Write + Send + 'static> {
+    shared: &'a Shared<W>,
+    /// Warnings and errors are written out as soon as their line is complete.
+    urgent: bool,
+}
+
+// === impl BufferedLog ===
+
+impl<W: Write + Send + 'static> BufferedLog<W> {
+    /// Buffers lines for `out`, writing them at least every `interval`.
+    pub fn new(out: W, interval: Duration) -> BufferedLog<W> {
+        let shared = Arc::new(Shared {
+            lines: Mutex::new(Vec::with_capacity(CAPACITY)),
+            out: Mutex::new(out),
+        });
+        let weak = Arc::downgrade(&shared);
+        // A thread of its own: the writer serves code outside any runtime (and the process's
+        // global logger outlives every runtime). It stops once the writer is dropped.
+        let spawned = std::thread::Builder::new()
+            .name("herald-log-flush".into())
+            .spawn(move || flush_every(&weak, interval));
+        if let Err(e) = spawned {
+            // Lines still go out when the buffer fills, on warnings and on flush.
+            eprintln!("herald: no log flushing thread ({e}); lines are written when 64 KiB gather");
+        }
+        BufferedLog { shared }
+    }
+
+    /// Writes out every line gathered so far.
+    ///
+    /// # Errors
+    /// The underlying writer failed.
+    pub fn flush(&self) -> io::Result<()> {
+        self.shared.flush()
+    }
+}
+
+impl<W: Write + Send + 'static> Clone for BufferedLog<W> {
+    fn clone(&self) -> Self {
+        BufferedLog {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> std::fmt::Debug for BufferedLog<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferedLog").finish_non_exhaustive()
+    }
+}
+
+impl<'a, W: Write + Send + 'static> MakeWriter<'a> for BufferedLog<W> {
+    type Writer = LineWriter<'a, W>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter {
+            shared: &self.shared,
+            urgent: false,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        LineWriter {
+            shared: &self.shared,
+            urgent: *meta.level() <= Level::WARN,
+        }
+    }
+}
+
+/// Flushes `shared` every `interval` until it is gone.
+fn flush_every<W: Write>(shared: &Weak<Shared<W>>, interval: Duration) {
+    loop {
+        std::thread::sleep(interval);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        // A failing writer (a full disk) is retried next time; the lines stay buffered
+        // only until the buffer fills, then they are dropped with the failed block.
+        let _ = shared.flush();
+    }
+}
+
+// === impl Shared ===
+
+impl<W: Write> Shared<W> {
+    fn lines(&self) -> MutexGuard<'_, Vec<u8>> {
+        // A panic while appending leaves at worst a partial line: keep logging.
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn append(&self, line: &[u8]) -> io::Result<()> {
+        let mut lines = self.lines();
+        lines.extend_from_slice(line);
+        if lines.len() < CAPACITY {
+            return Ok(());
+        }
+        self.write_out(lines)
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.write_out(self.lines())
+    }
+
+    /// Writes the gathered lines, taking the output lock before releasing the buffer so that
+    /// blocks keep their order, and appending threads wait only for the swap, not the write.
+    fn write_out(&self, mut lines: MutexGuard<'_, Vec<u8>>) -> io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let block = std::mem::replace(&mut *lines, Vec::with_capacity(CAPACITY));
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        drop(lines);
+        out.write_all(&block)?;
+        out.flush()
+    }
+}
+
+impl<W: Write> Drop for Shared<W> {
+    fn drop(&mut self) {
+        let lines = self.lines.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Ok(out) = self.out.get_mut() {
+            let _ = out.write_all(lines).and_then(|()| out.flush());
+        }
+    }
+}
+
+// === impl LineWriter ===
+
+impl<W: Write + Send + 'static> std::fmt::Debug for LineWriter<'_, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineWriter")
+            .field("urgent", &self.urgent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write + Send + 'static> Write for LineWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.shared.append(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.shared.flush()
+    }
+}
+
+impl<W: Write + Send + 'static> Drop for LineWriter<'_, W> {
+    fn drop(&mut self) {
+        if self.urgent {
+            let _ = self.shared.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records each block written, as the underlying writer sees it.
+    #[derive(Clone, Default)]
+    struct Blocks(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Blocks {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("blocks").push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Blocks {
+        fn count(&self) -> usize {
+            self.0.lock().expect("blocks").len()
+        }
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().expect("blocks").concat()).expect("utf-8")
+        }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn lines_are_held_until_flushed_then_written_as_one_block_in_order() {
+        let blocks = Blocks::default();
+        let log = BufferedLog::new(blocks.clone(), HOUR);
+        for i in 0..100 {
+            writeln!(log.make_writer(), "line {i}").expect("append");
+        }
+        assert_eq!(blocks.count(), 0, "nothing written before a flush");
+        log.flush().expect("flush");
+        assert_eq!(blocks.count(), 1);
+        let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(blocks.text(), expected);
+    }
+
+    #[test]
+    fn a_full_buffer_is_written_without_waiting() {
+        let blocks = Blocks::default();
+        let log = BufferedLog::new(blocks.clone(), HOUR);
+        let line = [b'x'; 1000];
+        for _ in 0..(CAPACITY / line.len()) {
+            log.make_writer().write_all(&line).expect("append");
+        }
+        assert_eq!(blocks.count(), 0, "just under 64 KiB stays");
+        log.make_writer().write_all(&line).expect("append");
+        assert_eq!(blocks.count(), 1, "crossing 64 KiB writes");
+        assert_eq!(blocks.text().len(), CAPACITY - CAPACITY % 1000 + 1000);
+    }
+
+    #[test]
+    fn warnings_go_out_at_once_with_the_lines_before_them() {
+        let blocks = Blocks::default();
+        let log = BufferedLog::new(blocks.clone(), HOUR);
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(sink)
+            .with_max_level(Level::INFO)
+            .without_time()
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("first");
+            assert_eq!(blocks.count(), 0, "info waits");
+            tracing::warn!("second");
+        });
+        let text = blocks.text();
+        assert!(
+            text.contains("first")
+                && text.contains("second")
+                && text.find("first") < text.find("second"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_background_thread_writes_within_the_interval_and_stops_with_the_log() {
+        let blocks = Blocks::default();
+        let log = BufferedLog::new(blocks.clone(), Duration::from_millis(20));
+        writeln!(log.make_writer(), "soon").expect("append");
+        let waited = std::time::Instant::now();
+        while blocks.count() == 0 {
+            assert!(waited.elapsed() < Duration::from_secs(5), "not flushed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(blocks.text(), "soon\n");
+        let weak = Arc::downgrade(&log.shared);
+        drop(log);
+        // The thread holds the log only while it flushes, then lets it go for good.
+        let dropped = std::time::Instant::now();
+        while weak.upgrade().is_some() {
+            assert!(
+                dropped.elapsed() < Duration::from_secs(5),
+                "the thread keeps the log"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn dropping_the_log_writes_what_is_left() {
+        let blocks = Blocks::default();
+        let log = BufferedLog::new(blocks.clone(), HOUR);
+        writeln!(log.make_writer(), "last words").expect("append");
+        drop(log);
+        assert_eq!(blocks.text(), "last words\n");
+    }
+}
