@@ -282,8 +282,8 @@ impl Context {
 
     /// The deadline of a child call capped at `cap` by its contract: never later than this
     /// context's own.
-    pub(crate) fn child_deadline(&self, cap: Option<Duration>) -> Option<Instant> {
-        earliest(self.inner.deadline, cap.map(|c| Instant::now() + c))
+    pub(crate) fn child_deadline(&self, now: Instant, cap: Option<Duration>) -> Option<Instant> {
+        earliest(self.inner.deadline, cap.map(|c| now + c))
     }
 
     /// Writes what a child call with `deadline` carries: `grpc-timeout` (the time left
@@ -297,10 +297,12 @@ impl Context {
                 timeout::header_value(budget),
             );
         }
-        headers.insert(
-            header_names::REQUEST_ID.clone(),
-            self.inner.request_id.clone(),
-        );
+        // Never-indexed for HPACK, as `grpc-timeout`: ids of root calls differ every time.
+        headers.insert(header_names::REQUEST_ID.clone(), {
+            let mut id = self.inner.request_id.clone();
+            id.set_sensitive(true);
+            id
+        });
         for (name, value) in &self.inner.propagated {
             headers.insert(name.clone(), value.clone());
         }
@@ -437,7 +439,7 @@ mod tests {
         let mut out = HeaderMap::new();
         ctx.write_child_headers(
             &mut out,
-            ctx.child_deadline(Some(Duration::from_millis(100))),
+            ctx.child_deadline(Instant::now(), Some(Duration::from_millis(100))),
         );
         let sent = |out: &HeaderMap| timeout::parse(out["grpc-timeout"].as_bytes()).expect("valid");
         assert_eq!(sent(&out), Duration::from_millis(50));
@@ -448,7 +450,7 @@ mod tests {
         let mut out = HeaderMap::new();
         ctx.write_child_headers(
             &mut out,
-            ctx.child_deadline(Some(Duration::from_millis(20))),
+            ctx.child_deadline(Instant::now(), Some(Duration::from_millis(20))),
         );
         assert_eq!(sent(&out), Duration::from_millis(20));
     }

@@ -3,27 +3,68 @@
 //! map. Right for small maps of keys that stop changing early.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use arc_swap::ArcSwap;
 
 /// A copy-on-insert map.
 #[derive(Debug)]
-pub(crate) struct CowMap<K, V> {
-    map: ArcSwap<HashMap<K, V>>,
+pub(crate) struct CowMap<K, V, S = RandomState> {
+    map: ArcSwap<HashMap<K, V, S>>,
 }
 
-impl<K, V> Default for CowMap<K, V> {
+/// Hashes keys that are addresses of statics (method contracts): no peer chooses them, so a
+/// multiply suffices where SipHash would cost more than the rest of the lookup.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AddressHash;
+
+/// The hasher of [`AddressHash`].
+#[derive(Debug, Default)]
+pub(crate) struct AddressHasher(u64);
+
+impl<K, V, S: Default> Default for CowMap<K, V, S> {
     fn default() -> Self {
         CowMap {
-            map: ArcSwap::default(),
+            map: ArcSwap::from_pointee(HashMap::default()),
         }
+    }
+}
+
+// === impl AddressHash ===
+
+impl BuildHasher for AddressHash {
+    type Hasher = AddressHasher;
+
+    fn build_hasher(&self) -> AddressHasher {
+        AddressHasher::default()
+    }
+}
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: the high bits, which hashbrown uses, depend on every input bit.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
     }
 }
 
 // === impl CowMap ===
 
-impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> CowMap<K, V, S> {
     /// The value under `key`, made by `make` (once, even when racing) if absent.
     pub(crate) fn get_or_insert_with<Q>(&self, key: &Q, make: impl FnOnce() -> V) -> V
     where

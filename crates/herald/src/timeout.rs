@@ -47,6 +47,9 @@ pub fn format(timeout: Duration) -> String {
 }
 
 /// [`format`] as a header value, written on the stack: every call with a deadline sends one.
+///
+/// Marked never-indexed for HPACK: the value differs on almost every call, so indexing it
+/// would only churn both ends' header tables and evict the entries that do repeat.
 pub fn header_value(timeout: Duration) -> http::HeaderValue {
     let (mut value, unit) = value_and_unit(timeout);
     // At most 8 digits, then the unit.
@@ -61,7 +64,10 @@ pub fn header_value(timeout: Duration) -> http::HeaderValue {
             break;
         }
     }
-    http::HeaderValue::from_bytes(&text[start..]).expect("digits and a unit letter")
+    let mut header =
+        http::HeaderValue::from_bytes(&text[start..]).expect("digits and a unit letter");
+    header.set_sensitive(true);
+    header
 }
 
 /// The value and unit [`format`] writes.

@@ -79,12 +79,12 @@ impl Channel {
         E: AppError,
     {
         let started = Instant::now();
-        let result = match self.deadline(ctx, method) {
+        let result = match self.deadline(ctx, method, started) {
             Ok(deadline) => legacy.unary(ctx, method, deadline, request).await,
             Err(error) => Err(error),
         };
         let code = result.as_ref().err().map_or(Code::Ok, CallError::code);
-        self.report(method, code, started, 1, false);
+        self.report(method, code, started, Instant::now(), 1, false);
         result
     }
 
@@ -256,20 +256,21 @@ impl Channel {
     }
 
     /// The call's deadline; or DEADLINE_EXCEEDED when the caller's budget is already spent
-    /// (nothing is sent then).
+    /// (nothing is sent then). `now`: the call's start, read once.
     fn deadline<E: AppError>(
         &self,
         ctx: &Context,
         method: &'static MethodContract,
+        now: Instant,
     ) -> Result<Option<Instant>, CallError<E>> {
-        if ctx.is_expired() {
+        if ctx.deadline().is_some_and(|d| d <= now) {
             return Err(CallError::local(
                 method.full_name(),
                 Code::DeadlineExceeded,
                 "the caller's deadline passed before the call was made",
             ));
         }
-        Ok(ctx.child_deadline(cap(method)))
+        Ok(ctx.child_deadline(now, cap(method)))
     }
 
     /// One call: deadline, breaker, attempts. `attempt` gets a fresh tonic client, and what
@@ -296,22 +297,22 @@ impl Channel {
         let started = Instant::now();
         let inner = &self.inner;
         // Who calls whom, for /deps: the service whose handler made this call, if any.
-        crate::observe::deps::note_call(ctx.method().map(|m| m.service), method.service);
+        crate::observe::deps::note_call(ctx.method(), method);
         let span = crate::observe::trace::client_span(ctx.trace(), method, ctx.request_id());
         let end_span = |code| {
             if let Some(span) = &span {
                 crate::observe::trace::end(span, code);
             }
         };
-        let deadline = match self.deadline(ctx, method) {
+        let deadline = match self.deadline(ctx, method, started) {
             Ok(deadline) => deadline,
             Err(error) => {
                 end_span(error.code());
-                self.report(method, error.code(), started, 0, false);
+                self.report(method, error.code(), started, Instant::now(), 0, false);
                 return Err(error);
             }
         };
-        let permit = match inner.breakers.get(method).map(|b| b.acquire()) {
+        let permit = match inner.breakers.get(method).map(|b| b.acquire(started)) {
             None => None,
             Some((acquired, transition)) => {
                 self.breaker_changed(method, transition);
@@ -319,7 +320,7 @@ impl Channel {
                     Ok(permit) => Some(permit),
                     Err(why) => {
                         end_span(Code::Unavailable);
-                        self.report(method, Code::Unavailable, started, 0, true);
+                        self.report(method, Code::Unavailable, started, started, 0, true);
                         return Err(CallError::local(method.full_name(), Code::Unavailable, why));
                     }
                 }
@@ -347,15 +348,17 @@ impl Channel {
         })
         .await;
         let code = result.as_ref().err().map_or(Code::Ok, CallError::code);
+        let ended = Instant::now();
         end_span(code);
         if let Some(permit) = permit {
-            let transition = permit.record(code);
+            let transition = permit.record(code, ended);
             self.breaker_changed(method, transition);
         }
         self.report(
             method,
             code,
             started,
+            ended,
             attempts.load(Ordering::Relaxed),
             false,
         );
@@ -376,13 +379,14 @@ impl Channel {
         method: &'static MethodContract,
         code: Code,
         started: Instant,
+        ended: Instant,
         attempts: u32,
         breaker_open: bool,
     ) {
         self.inner.observer.call(&CallEvent {
             method,
             code,
-            latency: started.elapsed(),
+            latency: ended.saturating_duration_since(started),
             attempts,
             breaker_open,
         });

@@ -16,7 +16,7 @@ use crate::client::observe::{
     AttemptEvent, BreakerEvent, CallEvent, EndpointsEvent, Next, Observer,
 };
 use crate::contract::MethodContract;
-use crate::cow_map::CowMap;
+use crate::cow_map::{AddressHash, CowMap};
 use crate::observe::histogram::LatencyHistogram;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,9 +55,16 @@ pub struct ClientMetrics {
     breaker: Family<ReasonLabels, Counter>,
     endpoints: Family<EndpointLabels, Gauge>,
     latency: Family<MethodLabels, LatencyHistogram>,
-    call_cache: CowMap<(usize, Code), Counter>,
-    attempt_cache: CowMap<(usize, Code), Counter>,
-    latency_cache: CowMap<usize, LatencyHistogram>,
+    /// Each method's series, by the address of its contract: one lookup per event.
+    methods: CowMap<usize, Arc<MethodSeries>, AddressHash>,
+}
+
+/// One method's series: counters by code made on first use, the latency histogram.
+#[derive(Debug)]
+struct MethodSeries {
+    calls: [OnceLock<Counter>; 17],
+    attempts: [OnceLock<Counter>; 17],
+    latency: LatencyHistogram,
 }
 
 /// The process's client metrics, made on first use.
@@ -80,9 +87,7 @@ impl ClientMetrics {
             breaker: Family::default(),
             endpoints: Family::default(),
             latency: Family::default(),
-            call_cache: CowMap::default(),
-            attempt_cache: CowMap::default(),
-            latency_cache: CowMap::default(),
+            methods: CowMap::default(),
         };
         let client = metrics.registry.sub_registry_with_prefix("herald_client");
         client.register(
@@ -122,22 +127,40 @@ impl ClientMetrics {
     pub(crate) fn encode_into(&self, out: &mut String) -> std::fmt::Result {
         prometheus_client::encoding::text::encode_registry(out, &self.registry)
     }
+
+    /// `method`'s series, made on its first event.
+    fn series(&self, method: &'static MethodContract) -> Arc<MethodSeries> {
+        let key = std::ptr::from_ref(method) as usize;
+        self.methods.get_or_insert_with(&key, || {
+            Arc::new(MethodSeries {
+                calls: Default::default(),
+                attempts: Default::default(),
+                latency: self
+                    .latency
+                    .get_or_create(&MethodLabels {
+                        service: method.service,
+                        method: method.method,
+                    })
+                    .clone(),
+            })
+        })
+    }
 }
 
-fn key(method: &'static MethodContract) -> usize {
-    std::ptr::from_ref(method) as usize
+/// The counter of `code` in `by_code`, made in `family` on first use.
+fn counter<'a>(
+    by_code: &'a [OnceLock<Counter>; 17],
+    family: &Family<CodeLabels, Counter>,
+    method: &'static MethodContract,
+    code: Code,
+) -> &'a Counter {
+    by_code[code as usize].get_or_init(|| family.get_or_create(&code_labels(method, code)).clone())
 }
 
 impl Observer for ClientMetrics {
     fn attempt(&self, event: &AttemptEvent) {
         let m = event.method;
-        self.attempt_cache
-            .get_or_insert_with(&(key(m), event.code), || {
-                self.attempts
-                    .get_or_create(&code_labels(m, event.code))
-                    .clone()
-            })
-            .inc();
+        counter(&self.series(m).attempts, &self.attempts, m, event.code).inc();
         let reason = match event.next {
             Next::Done => return,
             Next::Retry(_) => "retried",
@@ -160,23 +183,9 @@ impl Observer for ClientMetrics {
 
     fn call(&self, event: &CallEvent) {
         let m = event.method;
-        self.call_cache
-            .get_or_insert_with(&(key(m), event.code), || {
-                self.calls
-                    .get_or_create(&code_labels(m, event.code))
-                    .clone()
-            })
-            .inc();
-        self.latency_cache
-            .get_or_insert_with(&key(m), || {
-                self.latency
-                    .get_or_create(&MethodLabels {
-                        service: m.service,
-                        method: m.method,
-                    })
-                    .clone()
-            })
-            .observe(event.latency);
+        let series = self.series(m);
+        counter(&series.calls, &self.calls, m, event.code).inc();
+        series.latency.observe(event.latency);
     }
 
     fn breaker(&self, event: &BreakerEvent) {

@@ -7,10 +7,19 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::cow_map::CowMap;
+use crate::contract::MethodContract;
+use crate::cow_map::{AddressHash, CowMap};
 
-/// (calling service, or `""` outside any handler; called service) → calls.
-type Pairs = CowMap<(&'static str, &'static str), Arc<AtomicU64>>;
+/// (calling method's contract address, or 0 outside any handler; called method's) → the
+/// services' names and the calls. Keyed by address, not name: a call hashes two words.
+type Pairs = CowMap<(usize, usize), Arc<Pair>, AddressHash>;
+
+#[derive(Debug)]
+struct Pair {
+    from: &'static str,
+    to: &'static str,
+    calls: AtomicU64,
+}
 
 fn pairs() -> &'static Pairs {
     static PAIRS: OnceLock<Pairs> = OnceLock::new();
@@ -18,18 +27,27 @@ fn pairs() -> &'static Pairs {
 }
 
 /// Notes one call from a handler of `from` (None: not from a handler) to `to`.
-pub(crate) fn note_call(from: Option<&'static str>, to: &'static str) {
+pub(crate) fn note_call(from: Option<&'static MethodContract>, to: &'static MethodContract) {
+    let address = |m: &'static MethodContract| std::ptr::from_ref(m) as usize;
+    let key = (from.map_or(0, address), address(to));
     pairs()
-        .get_or_insert_with(&(from.unwrap_or(""), to), Arc::default)
+        .get_or_insert_with(&key, || {
+            Arc::new(Pair {
+                from: from.map_or("", |m| m.service),
+                to: to.service,
+                calls: AtomicU64::new(0),
+            })
+        })
+        .calls
         .fetch_add(1, Ordering::Relaxed);
 }
 
 /// The services called by handlers of `services`: (called service, calls), summed.
 pub(crate) fn callees_of(services: &[&'static str]) -> Vec<(&'static str, u64)> {
     let mut sums: HashMap<&'static str, u64> = HashMap::new();
-    for ((from, to), calls) in pairs().snapshot() {
-        if services.contains(&from) {
-            *sums.entry(to).or_default() += calls.load(Ordering::Relaxed);
+    for (_, pair) in pairs().snapshot() {
+        if services.contains(&pair.from) {
+            *sums.entry(pair.to).or_default() += pair.calls.load(Ordering::Relaxed);
         }
     }
     let mut all: Vec<_> = sums.into_iter().collect();

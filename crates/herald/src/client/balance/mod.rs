@@ -203,10 +203,11 @@ impl Shared {
             };
             refresh_timeout(&mut request);
             let mut in_flight = InFlight::new(endpoint.clone(), self.clone());
-            let started = Instant::now();
+            // Only latency-weighted balancing needs the time a request took.
+            let started = (self.settings.policy == LoadBalancing::P2cPeakEwma).then(Instant::now);
             match sender.try_send_request(request).await {
                 Ok(response) => {
-                    if self.settings.policy == LoadBalancing::P2cPeakEwma {
+                    if let Some(started) = started {
                         endpoint.load().observe(started.elapsed());
                     }
                     return Ok(ResponseBody::wrap(response, in_flight));
@@ -241,16 +242,21 @@ impl Shared {
     /// An endpoint to send to: waits while endpoints are still connecting.
     async fn pick(self: &Arc<Self>) -> Result<Arc<Endpoint>, tonic::Status> {
         self.ensure_started();
-        let mut changes = self.changes.0.subscribe();
+        // Subscribed only when there is something to wait for; a change between the first
+        // try and the subscription is seen by the second try.
+        let mut changes = None;
         loop {
             match self.try_pick() {
                 Pick::Ready(endpoint) => return Ok(endpoint),
                 Pick::Fail(why) => return Err(unsent::unavailable(why, true)),
-                Pick::Wait => {
-                    if changes.changed().await.is_err() {
-                        return Err(unsent::unavailable("the channel is closed".into(), true));
+                Pick::Wait => match &mut changes {
+                    None => changes = Some(self.changes.0.subscribe()),
+                    Some(changes) => {
+                        if changes.changed().await.is_err() {
+                            return Err(unsent::unavailable("the channel is closed".into(), true));
+                        }
                     }
-                }
+                },
             }
         }
     }
@@ -269,15 +275,26 @@ impl Shared {
             }
             return Pick::Wait;
         }
-        let now = Instant::now();
+        // Only an endpoint ejected once may be ejected now: the clock is read only then.
+        let now = endpoints
+            .iter()
+            .any(|e| e.health().ever_ejected())
+            .then(Instant::now);
+        let usable =
+            |e: &Endpoint| e.is_ready() && !now.is_some_and(|now| e.health().is_ejected(now));
+        // The usual case, every endpoint usable: choose among them all, nothing allocated.
+        if endpoints.iter().all(|e| usable(e)) {
+            let chosen = self.choose(endpoints.len(), |i| &endpoints[i]);
+            return Pick::Ready(endpoints[chosen].clone());
+        }
         let mut healthy = Vec::with_capacity(endpoints.len());
         let mut ejected = Vec::new();
         for endpoint in endpoints.iter() {
             if endpoint.is_ready() {
-                if endpoint.health().is_ejected(now) {
-                    ejected.push(endpoint);
-                } else {
+                if usable(endpoint) {
                     healthy.push(endpoint);
+                } else {
+                    ejected.push(endpoint);
                 }
             }
         }
@@ -286,16 +303,19 @@ impl Shared {
         if candidates.is_empty() {
             return self.nothing_ready(&endpoints);
         }
-        let chosen = match self.settings.policy {
-            LoadBalancing::P2cOutstanding => {
-                pick::p2c(&candidates, |e| e.load().outstanding() as f64)
-            }
-            LoadBalancing::P2cPeakEwma => pick::p2c(&candidates, |e| e.load().peak_ewma_cost()),
-            LoadBalancing::RoundRobin => {
-                pick::round_robin(&candidates, self.next.fetch_add(1, Ordering::Relaxed))
-            }
-        };
+        let chosen = self.choose(candidates.len(), |i| candidates[i]);
         Pick::Ready(candidates[chosen].clone())
+    }
+
+    /// One of `n` candidates (the `i`-th is `at(i)`), as the channel's policy says.
+    fn choose<'a>(&self, n: usize, at: impl Fn(usize) -> &'a Arc<Endpoint>) -> usize {
+        match self.settings.policy {
+            LoadBalancing::P2cOutstanding => pick::p2c(n, |i| at(i).load().outstanding() as f64),
+            LoadBalancing::P2cPeakEwma => pick::p2c(n, |i| at(i).load().peak_ewma_cost()),
+            LoadBalancing::RoundRobin => {
+                pick::round_robin(n, self.next.fetch_add(1, Ordering::Relaxed))
+            }
+        }
     }
 
     fn nothing_ready(&self, endpoints: &[Arc<Endpoint>]) -> Pick {

@@ -94,6 +94,11 @@ impl OutlierDetection {
 // === impl Health ===
 
 impl Health {
+    /// Whether the endpoint was ever ejected (if not, it is not ejected now).
+    pub(crate) fn ever_ejected(&self) -> bool {
+        self.ever_ejected.load(Ordering::Acquire)
+    }
+
     pub(crate) fn is_ejected(&self, now: Instant) -> bool {
         if !self.ever_ejected.load(Ordering::Acquire) {
             return false;

@@ -119,8 +119,11 @@ impl Breaker {
     }
 
     /// Leave to call, or the message of a fast failure.
-    pub(crate) fn acquire(self: &Arc<Self>) -> (Result<Permit, String>, Option<Transition>) {
-        let now = Instant::now();
+    /// `now`: the call's start (the caller has read the clock already).
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        now: Instant,
+    ) -> (Result<Permit, String>, Option<Transition>) {
         let Ok(mut inner) = self.inner.lock() else {
             return (Ok(self.permit(false)), None);
         };
@@ -181,8 +184,7 @@ impl Breaker {
     }
 
     /// `failed`: `None` when the call says nothing (cancelled by its caller).
-    fn record(&self, probe: bool, failed: Option<bool>) -> Option<Transition> {
-        let now = Instant::now();
+    fn record(&self, probe: bool, failed: Option<bool>, now: Instant) -> Option<Transition> {
         let mut inner = self.inner.lock().ok()?;
         if probe {
             return match failed {
@@ -239,9 +241,10 @@ impl fmt::Debug for Breaker {
 
 impl Permit {
     /// Reports the call's code: whether it counts as a failure is decided here.
-    pub(crate) fn record(mut self, code: Code) -> Option<Transition> {
+    /// `now`: the call's end.
+    pub(crate) fn record(mut self, code: Code, now: Instant) -> Option<Transition> {
         self.reported = true;
-        self.breaker.record(self.probe, Some(is_failure(code)))
+        self.breaker.record(self.probe, Some(is_failure(code)), now)
     }
 }
 
@@ -249,7 +252,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         if !self.reported {
             // Cancelled: a probe's slot is freed for the next call.
-            self.breaker.record(self.probe, None);
+            self.breaker.record(self.probe, None, Instant::now());
         }
     }
 }
@@ -298,8 +301,8 @@ mod tests {
     };
 
     fn call(breaker: &Arc<Breaker>, code: Code) -> Result<Option<Transition>, String> {
-        let (permit, _) = breaker.acquire();
-        Ok(permit?.record(code))
+        let (permit, _) = breaker.acquire(Instant::now());
+        Ok(permit?.record(code, Instant::now()))
     }
 
     #[tokio::test(start_paused = true)]
@@ -320,7 +323,7 @@ mod tests {
             "{refused}"
         );
         tokio::time::advance(Duration::from_secs(5)).await;
-        let (probe, change) = breaker.acquire();
+        let (probe, change) = breaker.acquire(Instant::now());
         let probe = probe.expect("a probe after open_for");
         assert_eq!(change, Some((BreakerState::Open, BreakerState::HalfOpen)));
         assert!(
@@ -329,7 +332,7 @@ mod tests {
                 .contains("half-open")
         );
         assert_eq!(
-            probe.record(Code::Ok),
+            probe.record(Code::Ok, Instant::now()),
             Some((BreakerState::HalfOpen, BreakerState::Closed))
         );
         assert_eq!(breaker.state(), BreakerState::Closed);
@@ -343,13 +346,13 @@ mod tests {
         }
         assert_eq!(breaker.state(), BreakerState::Open);
         tokio::time::advance(Duration::from_secs(5)).await;
-        let (probe, _) = breaker.acquire();
+        let (probe, _) = breaker.acquire(Instant::now());
         drop(probe.expect("probe"));
-        let (probe, _) = breaker.acquire();
+        let (probe, _) = breaker.acquire(Instant::now());
         assert_eq!(
             probe
                 .expect("the cancelled probe's slot is free")
-                .record(Code::Unavailable),
+                .record(Code::Unavailable, Instant::now()),
             Some((BreakerState::HalfOpen, BreakerState::Open))
         );
         assert!(call(&breaker, Code::Ok).is_err());
