@@ -28,21 +28,21 @@ pub(crate) struct JsonLines {
 
 thread_local! {
     /// Each thread's access line under construction, and its timestamp cache.
-    static LINE: RefCell<Line> = RefCell::new(Line::default());
+    pub(crate) static LINE: RefCell<Line> = RefCell::new(Line::default());
 }
 
 /// An access line built in one string (then handed to the writer in one piece, rather than
 /// as a dozen dynamically dispatched pieces).
 #[derive(Default)]
-struct Line {
-    text: String,
-    stamp: Stamp,
+pub(crate) struct Line {
+    pub(crate) text: String,
+    pub(crate) stamp: Stamp,
 }
 
 /// RFC 3339 timestamps as tracing-subscriber writes them (`2026-11-24T09:33:27.123456Z`),
 /// with the date and time of day worked out once per second.
 #[derive(Default)]
-struct Stamp {
+pub(crate) struct Stamp {
     second: Option<u64>,
     /// `2026-11-24T09:33:27.` for `second`.
     prefix: String,
@@ -116,7 +116,7 @@ impl Line {
 // === impl Stamp ===
 
 impl Stamp {
-    fn push(&mut self, text: &mut String, now: SystemTime) -> fmt::Result {
+    pub(crate) fn push(&mut self, text: &mut String, now: SystemTime) -> fmt::Result {
         let since = match now.duration_since(UNIX_EPOCH) {
             Ok(since) if since.as_secs() <= LAST_SECOND_OF_9999 => since,
             // Before 1970 or after 9999: tracing-subscriber's own (slower) formatting.
@@ -227,7 +227,7 @@ impl Visit for FieldWriter<'_> {
 }
 
 /// `value` as a JSON string, quotes included.
-fn push_json_str(out: &mut String, value: &str) {
+pub(crate) fn push_json_str(out: &mut String, value: &str) {
     out.push('"');
     // Method names, identities, codes and request ids need no escaping: one copy.
     if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {

@@ -30,6 +30,12 @@ struct Shared<W: Write> {
     out: Mutex<W>,
 }
 
+/// Where herald writes whole lines itself (the access log's, `observe/access_log.rs`).
+pub(crate) trait LineSink: Send + Sync {
+    /// Appends one complete line (written out with the others, as a tracing event's line).
+    fn append_line(&self, line: &[u8]);
+}
+
 /// One line's writer, from [`BufferedLog::make_writer`].
 pub struct LineWriter<'a, W: Write + Send + 'static> {
     shared: &'a Shared<W>,
@@ -65,6 +71,11 @@ impl<W: Write + Send + 'static> BufferedLog<W> {
     /// The underlying writer failed.
     pub fn flush(&self) -> io::Result<()> {
         self.shared.flush()
+    }
+
+    /// The buffer, for lines herald writes without a tracing event.
+    pub(crate) fn sink(&self) -> Arc<dyn LineSink> {
+        self.shared.clone()
     }
 }
 
@@ -154,6 +165,13 @@ impl<W: Write> Drop for Shared<W> {
         if let Ok(out) = self.out.get_mut() {
             let _ = out.write_all(lines).and_then(|()| out.flush());
         }
+    }
+}
+
+impl<W: Write + Send + 'static> LineSink for Shared<W> {
+    fn append_line(&self, line: &[u8]) {
+        // As a tracing event's line: a failed write is not the request's problem.
+        let _ = self.append(line);
     }
 }
 

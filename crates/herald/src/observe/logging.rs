@@ -69,6 +69,9 @@ impl LogControl {
         W: std::io::Write + Send + 'static,
     {
         let flusher = log.clone();
+        if format == LogFormat::Json {
+            crate::observe::access_log::write_directly_to(log.sink());
+        }
         let mut control = Self::install_with_writer(filter, format, log)?;
         control.flush = Some(Arc::new(move || {
             if let Err(e) = flusher.flush() {

@@ -2,6 +2,7 @@
 //! a structured access log, and the service dependency graph.
 
 mod access_json;
+pub(crate) mod access_log;
 pub mod buffered_log;
 pub mod client_metrics;
 pub(crate) mod deps;

@@ -16,6 +16,8 @@ use tower::{Layer, Service};
 use crate::Code;
 use crate::context::Context;
 use crate::contract::RpcKind;
+use crate::observe::access_log::{self, AccessLine};
+use crate::observe::server_metrics::UNAUTHENTICATED;
 use crate::server::call::{Call, RoutedMethod};
 
 /// Applies [`Observe`]: on unless built with [`ObserveLayer::off`].
@@ -176,21 +178,22 @@ where
 
 impl Record {
     fn finish(self, code: Code) {
-        let took = self.start.elapsed();
+        let now = Instant::now();
+        let took = now.saturating_duration_since(self.start);
         let method = &self.method;
         method.metrics.in_flight.dec();
         method.metrics.record(self.ctx.caller(), code, took);
         if let Some(trace) = self.ctx.trace() {
             crate::observe::trace::end(trace, code);
         }
-        tracing::info!(
-            target: crate::observe::ACCESS_TARGET,
-            method = method.method.contract.full_name(),
-            caller = self.ctx.caller().map_or("unauthenticated", |c| c.as_str()),
-            code = code.name(),
-            latency_ms = took.as_secs_f64() * 1000.0,
-            request_id = self.ctx.request_id(),
-        );
+        access_log::log(&AccessLine {
+            method: method.method.contract.full_name(),
+            caller: self.ctx.caller().map_or(UNAUTHENTICATED, |c| c.as_str()),
+            code: code.name(),
+            took,
+            request_id: self.ctx.request_id(),
+            at: now,
+        });
     }
 }
 

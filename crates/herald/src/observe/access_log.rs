@@ -1,0 +1,245 @@
+//! One access line per answered request (target `herald::access`).
+//!
+//! When the process's logger was installed by herald with a [`BufferedLog`] and JSON lines
+//! (the usual setup: [`LogControl::install`](crate::observe::LogControl::install)), the line
+//! is written straight into that log's buffer: no tracing event, no field visitor, no float
+//! formatting, no second copy, and its timestamp comes from the clock read that measured the
+//! request. The line is the one the event would have produced. Whether it is written still
+//! follows the log filter (`herald::access=info`, changeable at runtime). Under any other
+//! logger the line is a tracing event, formatted by that logger.
+//!
+//! [`BufferedLog`]: crate::observe::BufferedLog
+
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::observe::access_json::{LINE, Line, push_json_str};
+use crate::observe::buffered_log::LineSink;
+
+/// The buffer access lines go straight into, when herald installed the logger.
+static DIRECT: OnceLock<Arc<dyn LineSink>> = OnceLock::new();
+
+/// What one access line says.
+pub(crate) struct AccessLine<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) caller: &'a str,
+    pub(crate) code: &'a str,
+    pub(crate) took: Duration,
+    pub(crate) request_id: &'a str,
+    /// When the request was done (the clock read that measured `took`).
+    pub(crate) at: Instant,
+}
+
+thread_local! {
+    /// Wall-clock time at a monotonic instant, so that a line's timestamp needs no clock read
+    /// of its own; re-read every second, so that clock adjustments show within a second.
+    static WALL: RefCell<Option<(Instant, SystemTime)>> = const { RefCell::new(None) };
+}
+
+/// Sends access lines straight to `sink` (called once, when herald installs the logger).
+pub(crate) fn write_directly_to(sink: Arc<dyn LineSink>) {
+    let _ = DIRECT.set(sink);
+}
+
+/// Logs `line`, if the log filter lets `herald::access` lines through.
+pub(crate) fn log(line: &AccessLine<'_>) {
+    if !tracing::enabled!(target: crate::observe::ACCESS_TARGET, tracing::Level::INFO) {
+        return;
+    }
+    let Some(sink) = DIRECT.get() else {
+        tracing::info!(
+            target: crate::observe::ACCESS_TARGET,
+            method = line.method,
+            caller = line.caller,
+            code = line.code,
+            latency_ms = line.took.as_secs_f64() * 1000.0,
+            request_id = line.request_id,
+        );
+        return;
+    };
+    LINE.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => {
+            line.write(&mut buffer);
+            sink.append_line(buffer.text.as_bytes());
+        }
+        Err(_) => {
+            let mut buffer = Line::default();
+            line.write(&mut buffer);
+            sink.append_line(buffer.text.as_bytes());
+        }
+    });
+}
+
+// === impl AccessLine ===
+
+impl AccessLine<'_> {
+    /// The JSON line, as `JsonLines` formats the event (timestamp, level, fields, target).
+    fn write(&self, buffer: &mut Line) {
+        let Line { text, stamp } = buffer;
+        text.clear();
+        text.push_str("{\"timestamp\":\"");
+        // Writing to a String cannot fail.
+        let _ = stamp.push(text, wall_time(self.at));
+        text.push_str("\",\"level\":\"INFO\",\"method\":");
+        push_json_str(text, self.method);
+        text.push_str(",\"caller\":");
+        push_json_str(text, self.caller);
+        text.push_str(",\"code\":");
+        push_json_str(text, self.code);
+        text.push_str(",\"latency_ms\":");
+        push_millis(text, self.took);
+        text.push_str(",\"request_id\":");
+        push_json_str(text, self.request_id);
+        text.push_str(",\"target\":\"herald::access\"}\n");
+    }
+}
+
+/// `took` in milliseconds, to the nanosecond: `3.267757`, `12`, `0.000042`.
+fn push_millis(text: &mut String, took: Duration) {
+    let nanos = took.as_nanos();
+    text.push_str(itoa::Buffer::new().format(nanos / 1_000_000));
+    let mut fraction = (nanos % 1_000_000) as u32;
+    if fraction == 0 {
+        return;
+    }
+    let mut digits = [b'0'; 6];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (fraction % 10) as u8;
+        fraction /= 10;
+    }
+    let end = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+    text.push('.');
+    text.extend(digits[..end].iter().map(|&d| char::from(d)));
+}
+
+/// The wall-clock time at `at`, from the thread's anchor (re-read when a second old).
+fn wall_time(at: Instant) -> SystemTime {
+    WALL.with(|wall| {
+        let mut wall = wall.borrow_mut();
+        match *wall {
+            Some((instant, time)) if at >= instant && at - instant < Duration::from_secs(1) => {
+                time + (at - instant)
+            }
+            _ => {
+                let (instant, time) = (Instant::now(), SystemTime::now());
+                *wall = Some((instant, time));
+                // `at` is a moment ago (or now): step back from the fresh anchor.
+                time.checked_sub(instant.saturating_duration_since(at))
+                    .unwrap_or(time)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::access_json::JsonLines;
+    use crate::observe::buffered_log::BufferedLog;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lines").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn parsed(lines: &Lines) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+            .collect()
+    }
+
+    fn sample(took: Duration) -> AccessLine<'static> {
+        AccessLine {
+            method: "cache.Cache/Get",
+            caller: "user.\"demo\"",
+            code: "NOT_FOUND",
+            took,
+            request_id: "0123456789abcdef0123456789abcdef",
+            at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn the_direct_line_is_the_line_the_tracing_event_makes() {
+        // The event through herald's JSON formatter...
+        let events = Lines::default();
+        let sink = events.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(JsonLines::fields())
+                .event_format(JsonLines::new())
+                .with_writer(move || sink.clone()),
+        );
+        let took = Duration::from_nanos(3_267_757);
+        tracing::subscriber::with_default(subscriber, || log(&sample(took)));
+        // ...and the line written straight into a buffered log.
+        let direct = Lines::default();
+        let log = BufferedLog::new(direct.clone(), Duration::from_secs(3600));
+        let mut buffer = Line::default();
+        sample(took).write(&mut buffer);
+        log.sink().append_line(buffer.text.as_bytes());
+        log.flush().expect("flush");
+
+        let (event, line) = (&parsed(&events)[0], &parsed(&direct)[0]);
+        let keys = |v: &serde_json::Value| {
+            let mut keys: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys(event), keys(line));
+        for key in ["level", "method", "caller", "code", "request_id", "target"] {
+            assert_eq!(event[key], line[key], "{key}");
+        }
+        assert_eq!(line["latency_ms"], 3.267757);
+        let (a, b) = (event["latency_ms"].as_f64(), line["latency_ms"].as_f64());
+        assert!((a.expect("number") - b.expect("number")).abs() < 1e-9);
+        let stamp = |v: &serde_json::Value| {
+            v["timestamp"]
+                .as_str()
+                .expect("timestamp")
+                .replace(|c: char| c.is_ascii_digit(), "9")
+        };
+        assert_eq!(stamp(event), stamp(line));
+    }
+
+    #[test]
+    fn milliseconds_to_the_nanosecond_without_trailing_zeros() {
+        let text = |nanos| {
+            let mut text = String::new();
+            push_millis(&mut text, Duration::from_nanos(nanos));
+            text
+        };
+        assert_eq!(text(3_267_757), "3.267757");
+        assert_eq!(text(12_000_000), "12");
+        assert_eq!(text(42_000), "0.042");
+        assert_eq!(text(1), "0.000001");
+        assert_eq!(text(0), "0");
+        assert_eq!(text(1_500_000_000), "1500");
+    }
+
+    #[test]
+    fn wall_time_follows_the_monotonic_clock_within_a_second() {
+        let before = SystemTime::now();
+        let now = Instant::now();
+        let stamped = wall_time(now);
+        let after = SystemTime::now();
+        assert!(stamped >= before - Duration::from_millis(1) && stamped <= after);
+        // Later instants from the same anchor keep their distance.
+        let later = wall_time(now + Duration::from_millis(300));
+        assert_eq!(
+            later.duration_since(stamped).ok(),
+            Some(Duration::from_millis(300))
+        );
+    }
+}
