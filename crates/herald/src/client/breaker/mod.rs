@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::Code;
 use crate::contract::{BreakerPolicy, MethodContract};
+use crate::cow_map::AddressHash;
 
 use window::Window;
 
@@ -45,7 +46,7 @@ pub enum BreakerState {
 /// reads take no lock (a new method copies the small map).
 #[derive(Debug, Default)]
 pub(crate) struct Breakers {
-    by_method: ArcSwap<HashMap<usize, Arc<Breaker>>>,
+    by_method: ArcSwap<HashMap<usize, Arc<Breaker>, AddressHash>>,
     adding: Mutex<()>,
 }
 
