@@ -15,7 +15,9 @@ pub(crate) struct CowMap<K, V, S = RandomState> {
 }
 
 /// Hashes keys that are addresses of statics (method contracts): no peer chooses them, so a
-/// multiply suffices where SipHash would cost more than the rest of the lookup.
+/// multiply suffices where SipHash would cost more than the rest of the lookup. (As
+/// rustc-hash: the product's high bits are the well-mixed ones, and hashbrown picks buckets
+/// by the low bits, so `finish` rotates them down.)
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct AddressHash;
 
@@ -43,7 +45,7 @@ impl BuildHasher for AddressHash {
 
 impl Hasher for AddressHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.rotate_left(26)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -53,7 +55,7 @@ impl Hasher for AddressHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing: the high bits, which hashbrown uses, depend on every input bit.
+        // Fibonacci hashing: the product's high bits depend on every input bit.
         self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 

@@ -22,6 +22,10 @@ struct Interned {
     index: usize,
 }
 
+/// Names interned at most: beyond this (a process fed arbitrary names), identities are made
+/// without a number (`usize::MAX`) and the table stops growing.
+const MAX_INTERNED: usize = 4096;
+
 /// Every name seen so far. Names come from certificates and configuration — a service's set
 /// of peers — so the table stays small; an identity is made per connection, not per request.
 fn names() -> &'static Mutex<HashMap<Arc<str>, Identity>> {
@@ -39,6 +43,12 @@ impl Identity {
         if let Some(known) = names.get(&name) {
             return known.clone();
         }
+        if names.len() >= MAX_INTERNED {
+            return Identity(Arc::new(Interned {
+                name,
+                index: usize::MAX,
+            }));
+        }
         let identity = Identity(Arc::new(Interned {
             name: name.clone(),
             index: names.len(),
@@ -52,7 +62,8 @@ impl Identity {
         &self.0.name
     }
 
-    /// The identity's number in this process (dense, from 0, in order of first sight).
+    /// The identity's number in this process (dense, from 0, in order of first sight;
+    /// `usize::MAX` once 4096 names were seen).
     pub(crate) fn index(&self) -> usize {
         self.0.index
     }

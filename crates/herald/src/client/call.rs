@@ -320,7 +320,7 @@ impl Channel {
                     Ok(permit) => Some(permit),
                     Err(why) => {
                         end_span(Code::Unavailable);
-                        self.report(method, Code::Unavailable, started, started, 0, true);
+                        self.report(method, Code::Unavailable, started, Instant::now(), 0, true);
                         return Err(CallError::local(method.full_name(), Code::Unavailable, why));
                     }
                 }

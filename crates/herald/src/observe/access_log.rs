@@ -235,11 +235,11 @@ mod tests {
         let stamped = wall_time(now);
         let after = SystemTime::now();
         assert!(stamped >= before - Duration::from_millis(1) && stamped <= after);
-        // Later instants from the same anchor keep their distance.
+        // Later instants keep their distance (exactly from one anchor; within the two clocks'
+        // drift if this thread slept long enough for a fresh one).
         let later = wall_time(now + Duration::from_millis(300));
-        assert_eq!(
-            later.duration_since(stamped).ok(),
-            Some(Duration::from_millis(300))
-        );
+        let apart = later.duration_since(stamped).expect("later");
+        let drift = apart.abs_diff(Duration::from_millis(300));
+        assert!(drift < Duration::from_millis(5), "{apart:?}");
     }
 }

@@ -6,9 +6,15 @@
 //! fills, every `interval` (by a background thread), at once for warnings and errors (so that
 //! what matters is never held back), and when the writer is flushed or dropped — as Envoy's
 //! file access logs do (64 KiB buffer, 1 s flush interval).
+//!
+//! A block the writer fails to take (a full disk) is dropped, and the first failure is
+//! reported on stderr: a log must not grow without bound or stall the requests it records.
 
+use std::cell::Cell;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::Thread;
 use std::time::Duration;
 
 use tracing::{Level, Metadata};
@@ -28,6 +34,16 @@ struct Shared<W: Write> {
     lines: Mutex<Vec<u8>>,
     /// Taken while a block is written, so blocks leave in the order they were filled.
     out: Mutex<W>,
+    /// The flushing thread, woken when the log is dropped so that it ends at once.
+    flusher: Mutex<Option<Thread>>,
+    /// Whether a failed write was reported already.
+    failure_reported: AtomicBool,
+}
+
+thread_local! {
+    /// Whether this thread is writing a block out: an event the writer itself logs is then
+    /// only appended, never written (the output lock is held).
+    static WRITING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Where herald writes whole lines itself (the access log's, `observe/access_log.rs`).
@@ -46,21 +62,30 @@ pub struct LineWriter<'a, W: Write + Send + 'static> {
 // === impl BufferedLog ===
 
 impl<W: Write + Send + 'static> BufferedLog<W> {
-    /// Buffers lines for `out`, writing them at least every `interval`.
+    /// Buffers lines for `out`, writing them at least every `interval` (1 ms at least).
     pub fn new(out: W, interval: Duration) -> BufferedLog<W> {
         let shared = Arc::new(Shared {
             lines: Mutex::new(Vec::with_capacity(CAPACITY)),
             out: Mutex::new(out),
+            flusher: Mutex::new(None),
+            failure_reported: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&shared);
+        let interval = interval.max(Duration::from_millis(1));
         // A thread of its own: the writer serves code outside any runtime (and the process's
         // global logger outlives every runtime). It stops once the writer is dropped.
         let spawned = std::thread::Builder::new()
             .name("herald-log-flush".into())
             .spawn(move || flush_every(&weak, interval));
-        if let Err(e) = spawned {
+        match spawned {
+            Ok(handle) => {
+                *shared.flusher.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(handle.thread().clone());
+            }
             // Lines still go out when the buffer fills, on warnings and on flush.
-            eprintln!("herald: no log flushing thread ({e}); lines are written when 64 KiB gather");
+            Err(e) => eprintln!(
+                "herald: no log flushing thread ({e}); lines are written when 64 KiB gather"
+            ),
         }
         BufferedLog { shared }
     }
@@ -111,15 +136,14 @@ impl<'a, W: Write + Send + 'static> MakeWriter<'a> for BufferedLog<W> {
     }
 }
 
-/// Flushes `shared` every `interval` until it is gone.
+/// Flushes `shared` every `interval` until it is gone (its drop wakes this thread).
 fn flush_every<W: Write>(shared: &Weak<Shared<W>>, interval: Duration) {
     loop {
-        std::thread::sleep(interval);
+        std::thread::park_timeout(interval);
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        // A failing writer (a full disk) is retried next time; the lines stay buffered
-        // only until the buffer fills, then they are dropped with the failed block.
+        // A failure is reported once by `write_out`; the next interval tries again.
         let _ = shared.flush();
     }
 }
@@ -135,18 +159,23 @@ impl<W: Write> Shared<W> {
     fn append(&self, line: &[u8]) -> io::Result<()> {
         let mut lines = self.lines();
         lines.extend_from_slice(line);
-        if lines.len() < CAPACITY {
+        if lines.len() < CAPACITY || WRITING.get() {
             return Ok(());
         }
         self.write_out(lines)
     }
 
     fn flush(&self) -> io::Result<()> {
+        if WRITING.get() {
+            // The writer logged while writing: its lines go out with the next block.
+            return Ok(());
+        }
         self.write_out(self.lines())
     }
 
     /// Writes the gathered lines, taking the output lock before releasing the buffer so that
-    /// blocks keep their order, and appending threads wait only for the swap, not the write.
+    /// blocks keep their order. (An append that fills the buffer while another block is
+    /// being written waits for that write, holding the buffer: the log's backpressure.)
     fn write_out(&self, mut lines: MutexGuard<'_, Vec<u8>>) -> io::Result<()> {
         if lines.is_empty() {
             return Ok(());
@@ -154,16 +183,29 @@ impl<W: Write> Shared<W> {
         let block = std::mem::replace(&mut *lines, Vec::with_capacity(CAPACITY));
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         drop(lines);
-        out.write_all(&block)?;
-        out.flush()
+        WRITING.set(true);
+        let written = out.write_all(&block).and_then(|()| out.flush());
+        WRITING.set(false);
+        if let Err(e) = &written
+            && !self.failure_reported.swap(true, Ordering::Relaxed)
+        {
+            eprintln!(
+                "herald: cannot write the log ({e}); {} bytes of lines dropped (reported once)",
+                block.len()
+            );
+        }
+        written
     }
 }
 
 impl<W: Write> Drop for Shared<W> {
     fn drop(&mut self) {
         let lines = self.lines.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Ok(out) = self.out.get_mut() {
-            let _ = out.write_all(lines).and_then(|()| out.flush());
+        let out = self.out.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = out.write_all(lines).and_then(|()| out.flush());
+        let flusher = self.flusher.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(thread) = flusher.take() {
+            thread.unpark();
         }
     }
 }
@@ -198,7 +240,7 @@ impl<W: Write + Send + 'static> Write for LineWriter<'_, W> {
 
 impl<W: Write + Send + 'static> Drop for LineWriter<'_, W> {
     fn drop(&mut self) {
-        if self.urgent {
+        if self.urgent && !WRITING.get() {
             let _ = self.shared.flush();
         }
     }
@@ -298,7 +340,8 @@ mod tests {
         assert_eq!(blocks.text(), "soon\n");
         let weak = Arc::downgrade(&log.shared);
         drop(log);
-        // The thread holds the log only while it flushes, then lets it go for good.
+        // The thread holds the log only while it flushes, then lets it go for good (and is
+        // woken by the drop rather than sleeping out its interval).
         let dropped = std::time::Instant::now();
         while weak.upgrade().is_some() {
             assert!(
@@ -307,6 +350,75 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Logs a warning (to the thread's subscriber) from inside every write.
+    #[derive(Clone, Default)]
+    struct Chatty(Blocks);
+
+    impl Write for Chatty {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            tracing::warn!("the writer took {} bytes", buf.len());
+            self.0.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_writer_that_logs_does_not_deadlock_and_its_lines_follow() {
+        let blocks = Blocks::default();
+        let log = BufferedLog::new(Chatty(blocks.clone()), HOUR);
+        let (done, finished) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(sink.clone())
+                .without_time()
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::info!("first");
+                sink.flush().expect("flush");
+                sink.flush().expect("flush");
+            });
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("no deadlock");
+        let text = blocks.text();
+        assert!(text.contains("first"), "{text}");
+        assert!(text.contains("the writer took"), "{text}");
+    }
+
+    /// Fails every write until told otherwise.
+    #[derive(Clone, Default)]
+    struct Failing(Blocks, Arc<AtomicBool>);
+
+    impl Write for Failing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.1.load(Ordering::SeqCst) {
+                return Err(io::Error::other("disk full"));
+            }
+            self.0.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_block_is_dropped_and_later_lines_still_go_out() {
+        let out = Failing::default();
+        out.1.store(true, Ordering::SeqCst);
+        let log = BufferedLog::new(out.clone(), HOUR);
+        writeln!(log.make_writer(), "lost").expect("append");
+        assert!(log.flush().is_err());
+        out.1.store(false, Ordering::SeqCst);
+        writeln!(log.make_writer(), "kept").expect("append");
+        log.flush().expect("flush");
+        assert_eq!(out.0.text(), "kept\n");
     }
 
     #[test]

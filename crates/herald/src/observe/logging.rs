@@ -2,7 +2,6 @@
 //! changed while the process runs (the admin endpoint's `/logging` uses [`LogControl`]).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -39,24 +38,23 @@ pub enum LogFormat {
 
 impl LogControl {
     /// Installs the process's logger on stderr with `filter` (`EnvFilter` syntax, e.g.
-    /// `info,herald::access=warn`).
-    ///
-    /// Lines are buffered (a [`BufferedLog`]: written at least every second, warnings and
-    /// errors at once); [`LogControl::flush`] writes out the rest, and a server's shutdown
-    /// calls it.
+    /// `info,herald::access=warn`), each line written as it is made. For a busy server's
+    /// access log, [`LogControl::install_buffered`] costs far less.
     ///
     /// # Errors
     /// The filter does not parse, or a logger is already installed.
     pub fn install(filter: &str, format: LogFormat) -> Result<LogControl, LogError> {
-        Self::install_buffered(
-            filter,
-            format,
-            BufferedLog::new(std::io::stderr(), Duration::from_secs(1)),
-        )
+        Self::install_with_writer(filter, format, std::io::stderr)
     }
 
-    /// As [`LogControl::install`], writing through `log` (e.g. a [`BufferedLog`] over a file);
-    /// [`LogControl::flush`] flushes it.
+    /// As [`LogControl::install`], writing through `log`, a [`BufferedLog`] (over a file, or
+    /// stderr): lines are written in blocks, at least every interval, warnings and errors at
+    /// once. With [`LogFormat::Json`], access lines go straight into the buffer (no tracing
+    /// event; same line, same filter). [`LogControl::flush`] writes out what is held; a
+    /// server given this control ([`Builder::log_control`]) flushes at shutdown, and a
+    /// process should flush before it exits.
+    ///
+    /// [`Builder::log_control`]: crate::server::Builder::log_control
     ///
     /// # Errors
     /// As [`LogControl::install`].
@@ -69,10 +67,12 @@ impl LogControl {
         W: std::io::Write + Send + 'static,
     {
         let flusher = log.clone();
-        if format == LogFormat::Json {
-            crate::observe::access_log::write_directly_to(log.sink());
-        }
+        let sink = log.sink();
         let mut control = Self::install_with_writer(filter, format, log)?;
+        // Only once the logger is this log: a failed install must not take the lines.
+        if format == LogFormat::Json {
+            crate::observe::access_log::write_directly_to(sink);
+        }
         control.flush = Some(Arc::new(move || {
             if let Err(e) = flusher.flush() {
                 eprintln!("herald: cannot write the log: {e}");
