@@ -16,6 +16,7 @@ mod pb {
 
 use pb::echo_server::{Echo, EchoServer};
 use pb::{Msg, StreamRequest};
+use tokio_stream::StreamExt;
 
 struct Echoer {
     work_us: u64,
@@ -62,7 +63,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         println!("LISTENING {}", listener.local_addr()?.port());
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // TCP_NODELAY on every connection, as tonic's own `Server::serve(addr)` sets it by
+        // default (and as herald and gRPC C++ do): `serve_with_incoming` leaves sockets as
+        // accepted, and Nagle's algorithm would batch this server's writes as no other does.
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+            stream.and_then(|stream| {
+                stream.set_nodelay(true)?;
+                Ok(stream)
+            })
+        });
         tonic::transport::Server::builder()
             .add_service(EchoServer::new(Echoer { work_us }))
             .add_service(reflection)
