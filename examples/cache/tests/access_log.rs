@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald::observe::{BufferedLog, LogControl, LogFormat};
@@ -16,30 +14,13 @@ use herald_example_cache::accounts::GetByTokenRequest;
 use herald_example_cache::accounts::accounts_client::AccountsClient;
 use herald_example_cache::accounts::accounts_server::AccountsServer;
 
-/// What reached the underlying writer.
-#[derive(Clone, Default)]
-struct Written(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Written {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Written {
-    /// The JSON lines written since the last take.
-    fn take(&self) -> Vec<serde_json::Value> {
-        let bytes = std::mem::take(&mut *self.0.lock().expect("lock"));
-        String::from_utf8(bytes)
-            .expect("utf-8")
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-            .collect()
-    }
+/// The JSON lines written since the last take.
+fn take_lines(written: &support::Captured) -> Vec<serde_json::Value> {
+    written
+        .take()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
 }
 
 fn access_lines(lines: &[serde_json::Value]) -> Vec<&serde_json::Value> {
@@ -51,7 +32,7 @@ fn access_lines(lines: &[serde_json::Value]) -> Vec<&serde_json::Value> {
 
 #[tokio::test]
 async fn access_lines_are_buffered_filtered_and_flushed() {
-    let written = Written::default();
+    let written = support::Captured::default();
     // An hour between background flushes: every line seen below was flushed by the test.
     let log = BufferedLog::new(written.clone(), Duration::from_secs(3600));
     let logs =
@@ -81,9 +62,9 @@ async fn access_lines_are_buffered_filtered_and_flushed() {
     };
 
     let ctx = call(Context::background(), "tok-bob").await;
-    assert!(written.take().is_empty(), "held in the buffer");
+    assert!(take_lines(&written).is_empty(), "held in the buffer");
     logs.flush();
-    let lines = written.take();
+    let lines = take_lines(&written);
     let access = access_lines(&lines);
     assert_eq!(access.len(), 1, "{lines:?}");
     let line = access[0];
@@ -103,7 +84,7 @@ async fn access_lines_are_buffered_filtered_and_flushed() {
     // A failed call's line carries its code; a warning takes the buffered lines out with it.
     call(Context::background(), "no-such-token").await;
     tracing::warn!(target: "herald::access", "a warning");
-    let lines = written.take();
+    let lines = take_lines(&written);
     assert_eq!(access_lines(&lines).len(), 2, "{lines:?}");
     assert_eq!(lines[0]["code"], "UNAUTHENTICATED");
     assert_eq!(lines[1]["level"], "WARN");
@@ -112,11 +93,14 @@ async fn access_lines_are_buffered_filtered_and_flushed() {
     logs.set("herald::access=warn").expect("filter");
     call(Context::background(), "tok-bob").await;
     logs.flush();
-    assert!(access_lines(&written.take()).is_empty(), "filtered out");
+    assert!(
+        access_lines(&take_lines(&written)).is_empty(),
+        "filtered out"
+    );
     logs.set("herald::access=info").expect("filter");
 
     // Shutdown writes what the buffer still holds.
     call(Context::background(), "tok-bob").await;
     server.shutdown().await;
-    assert_eq!(access_lines(&written.take()).len(), 1);
+    assert_eq!(access_lines(&take_lines(&written)).len(), 1);
 }

@@ -4,9 +4,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use herald::admin::{AdminAddr, AdminConfig};
 use herald::observe::{LogControl, LogFormat};
 use herald::{Context, Server};
@@ -15,26 +12,6 @@ use herald_example_cache::accounts::GetByTokenRequest;
 use herald_example_cache::accounts::accounts_client::AccountsClient;
 use herald_example_cache::accounts::accounts_server::AccountsServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().expect("lock"))).expect("utf-8")
-    }
-}
 
 async fn put(admin: &AdminAddr, path: &str) -> (u16, String) {
     let AdminAddr::Tcp(addr) = admin else {
@@ -57,7 +34,7 @@ async fn put(admin: &AdminAddr, path: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn a_log_level_change_takes_effect_on_the_next_request() {
-    let captured = Captured::default();
+    let captured = support::Captured::default();
     let writer = captured.clone();
     let logs = LogControl::install_with_writer("warn", LogFormat::Json, move || writer.clone())
         .expect("install");

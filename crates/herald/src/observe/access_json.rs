@@ -27,7 +27,16 @@ pub(crate) struct JsonLines {
 
 thread_local! {
     /// Each thread's access line under construction, and its timestamp cache.
-    pub(crate) static LINE: RefCell<Line> = RefCell::new(Line::default());
+    static LINE: RefCell<Line> = RefCell::new(Line::default());
+}
+
+/// Runs `f` with this thread's line buffer (a fresh one when an event is logged while the
+/// thread formats another, from a field's `Debug`).
+pub(crate) fn with_line<R>(f: impl FnOnce(&mut Line) -> R) -> R {
+    LINE.with(|line| match line.try_borrow_mut() {
+        Ok(mut line) => f(&mut line),
+        Err(_) => f(&mut Line::default()),
+    })
 }
 
 /// An access line built in one string (then handed to the writer in one piece, rather than
@@ -84,11 +93,7 @@ where
         if event.metadata().target() != ACCESS_TARGET {
             return self.general.format_event(ctx, writer, event);
         }
-        LINE.with(|line| match line.try_borrow_mut() {
-            Ok(mut line) => line.write(event, &mut writer),
-            // An event logged while this thread formats another (from a field's Debug).
-            Err(_) => Line::default().write(event, &mut writer),
-        })
+        with_line(|line| line.write(event, &mut writer))
     }
 }
 
@@ -129,16 +134,21 @@ impl Stamp {
             self.second = Some(second);
         }
         text.push_str(&self.prefix);
-        let mut micros = since.subsec_micros();
-        let mut digits = [b'0'; 6];
-        for digit in digits.iter_mut().rev() {
-            *digit = b'0' + (micros % 10) as u8;
-            micros /= 10;
-        }
+        let digits = six_digits(since.subsec_micros());
         text.extend(digits.iter().map(|&d| char::from(d)));
         text.push('Z');
         Ok(())
     }
+}
+
+/// `n` (below a million) as six decimal digits, zero-padded.
+pub(crate) fn six_digits(mut n: u32) -> [u8; 6] {
+    let mut digits = [b'0'; 6];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    digits
 }
 
 /// 9999-12-31T23:59:59Z, the last second with a four-digit year.
@@ -267,16 +277,18 @@ impl Write for JsonEscaped<'_> {
     }
 }
 
+/// Captured log lines, for the tests of the log's formats.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use std::sync::{Arc, Mutex};
 
     use tracing_subscriber::layer::SubscriberExt;
 
-    use super::*;
+    use super::JsonLines;
 
+    /// A writer keeping what it is given.
     #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Lines(Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Lines {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -288,7 +300,18 @@ mod tests {
         }
     }
 
-    fn logged(emit: impl FnOnce()) -> Vec<serde_json::Value> {
+    impl Lines {
+        /// Every line written so far, parsed as JSON.
+        pub(crate) fn parsed(&self) -> Vec<serde_json::Value> {
+            let text = String::from_utf8(self.0.lock().expect("lines").clone()).expect("utf-8");
+            text.lines()
+                .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+                .collect()
+        }
+    }
+
+    /// The lines of the events `emit` logs, formatted by [`JsonLines`].
+    pub(crate) fn logged(emit: impl FnOnce()) -> Vec<serde_json::Value> {
         let lines = Lines::default();
         let sink = lines.clone();
         let subscriber = tracing_subscriber::registry().with(
@@ -298,11 +321,14 @@ mod tests {
                 .with_writer(move || sink.clone()),
         );
         tracing::subscriber::with_default(subscriber, emit);
-        let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
-        text.lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-            .collect()
+        lines.parsed()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::logged;
+    use super::*;
 
     #[test]
     fn an_access_line_is_the_json_the_general_formatter_writes() {

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::observe::access_json::{LINE, Line, push_json_str};
+use crate::observe::access_json::{Line, push_json_str, six_digits, with_line};
 use crate::observe::buffered_log::LineSink;
 
 /// The buffer access lines go straight into, when herald installed the logger.
@@ -58,16 +58,9 @@ pub(crate) fn log(line: &AccessLine<'_>) {
         );
         return;
     };
-    LINE.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut buffer) => {
-            line.write(&mut buffer);
-            sink.append_line(buffer.text.as_bytes());
-        }
-        Err(_) => {
-            let mut buffer = Line::default();
-            line.write(&mut buffer);
-            sink.append_line(buffer.text.as_bytes());
-        }
+    with_line(|buffer| {
+        line.write(buffer);
+        sink.append_line(buffer.text.as_bytes());
     });
 }
 
@@ -99,15 +92,11 @@ impl AccessLine<'_> {
 fn push_millis(text: &mut String, took: Duration) {
     let nanos = took.as_nanos();
     text.push_str(itoa::Buffer::new().format(nanos / 1_000_000));
-    let mut fraction = (nanos % 1_000_000) as u32;
+    let fraction = (nanos % 1_000_000) as u32;
     if fraction == 0 {
         return;
     }
-    let mut digits = [b'0'; 6];
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + (fraction % 10) as u8;
-        fraction /= 10;
-    }
+    let digits = six_digits(fraction);
     let end = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
     text.push('.');
     text.extend(digits[..end].iter().map(|&d| char::from(d)));
@@ -135,29 +124,8 @@ fn wall_time(at: Instant) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::access_json::JsonLines;
+    use crate::observe::access_json::testing::{Lines, logged};
     use crate::observe::buffered_log::BufferedLog;
-    use tracing_subscriber::layer::SubscriberExt;
-
-    #[derive(Clone, Default)]
-    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lines").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn parsed(lines: &Lines) -> Vec<serde_json::Value> {
-        let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
-        text.lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-            .collect()
-    }
 
     fn sample(took: Duration) -> AccessLine<'static> {
         AccessLine {
@@ -173,16 +141,8 @@ mod tests {
     #[test]
     fn the_direct_line_is_the_line_the_tracing_event_makes() {
         // The event through herald's JSON formatter...
-        let events = Lines::default();
-        let sink = events.clone();
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .fmt_fields(JsonLines::fields())
-                .event_format(JsonLines::new())
-                .with_writer(move || sink.clone()),
-        );
         let took = Duration::from_nanos(3_267_757);
-        tracing::subscriber::with_default(subscriber, || log(&sample(took)));
+        let events = logged(|| log(&sample(took)));
         // ...and the line written straight into a buffered log.
         let direct = Lines::default();
         let log = BufferedLog::new(direct.clone(), Duration::from_secs(3600));
@@ -191,7 +151,8 @@ mod tests {
         log.sink().append_line(buffer.text.as_bytes());
         log.flush().expect("flush");
 
-        let (event, line) = (&parsed(&events)[0], &parsed(&direct)[0]);
+        let direct = direct.parsed();
+        let (event, line) = (&events[0], &direct[0]);
         let keys = |v: &serde_json::Value| {
             let mut keys: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
             keys.sort();

@@ -96,3 +96,24 @@ pub fn raw_client(server: &RunningServer) -> RawClient {
     let authority = server.local_addr().to_string().parse().expect("authority");
     tonic::client::Grpc::new(RawTransport { client, authority })
 }
+
+/// Log output, captured: the writer of a test's process-wide logger.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// What was written since the last take.
+    pub fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().expect("lock"))).expect("utf-8")
+    }
+}
