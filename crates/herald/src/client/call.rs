@@ -24,7 +24,7 @@ use tonic_prost::ProstCodec;
 use crate::Code;
 use crate::MetadataCapture;
 use crate::app_error::AppError;
-use crate::client::balance::{Balance, CallDeadline};
+use crate::client::balance::Balance;
 use crate::client::channel::Channel;
 use crate::client::observe::{BreakerEvent, CallEvent};
 use crate::client::replay::{Replay, Requests};
@@ -334,21 +334,28 @@ impl Channel {
             observer: inner.observer.as_ref(),
             replayable,
             started: &attempts,
+            call_started: started,
         };
         let context = Attempt {
             ctx,
             deadline,
             trace: span.as_ref(),
         };
-        let attempts_made = retries.run(|| attempt(self.grpc(), &context));
-        let result = within(deadline, method, async {
-            attempts_made
-                .await
-                .map_err(|status| call_error(method, &status))
-        })
-        .await;
+        // Each attempt's future boxed: tonic's is kilobytes, and unboxed it would make every
+        // future above it (the caller's included) as large, moved by copying at each level.
+        let attempts_made = retries.run(|| Box::pin(attempt(self.grpc(), &context)));
+        let (result, ended) = match within(deadline, attempts_made).await {
+            Some((result, ended)) => (result.map_err(|status| call_error(method, &status)), ended),
+            None => (
+                Err(CallError::local(
+                    method.full_name(),
+                    Code::DeadlineExceeded,
+                    "deadline exceeded waiting for the response",
+                )),
+                Instant::now(),
+            ),
+        };
         let code = result.as_ref().err().map_or(Code::Ok, CallError::code);
-        let ended = Instant::now();
         end_span(code);
         if let Some(permit) = permit {
             let transition = permit.record(code, ended);
@@ -367,7 +374,9 @@ impl Channel {
 
     /// A tonic client over the balancer, with the channel's compression.
     fn grpc(&self) -> Grpc {
-        let grpc = Grpc::new(self.inner.balance.clone()).accept_compressed(compression::ACCEPTED);
+        let balance = &self.inner.balance;
+        let grpc = Grpc::with_origin(balance.clone(), balance.origin().clone())
+            .accept_compressed(compression::ACCEPTED);
         match self.inner.compression {
             Some(compression) => grpc.send_compressed(compression.encoding()),
             None => grpc,
@@ -417,21 +426,20 @@ struct Attempt<'a> {
 // === impl Attempt ===
 
 impl Attempt<'_> {
-    /// The request carrying what travels from the context; the balancer rewrites
-    /// `grpc-timeout` once an endpoint is picked, so time spent connecting is not handed to
-    /// the callee as budget.
+    /// The request carrying what travels from the context. Should the balancer have to wait
+    /// for an endpoint, it takes the time waited off `grpc-timeout`, so time spent
+    /// connecting is not handed to the callee as budget.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut headers = http::HeaderMap::new();
-        // `grpc-timeout` is written by the balancer, from the deadline in the extensions.
-        self.ctx.write_child_headers(&mut headers, None);
+        self.ctx.write_child_headers(&mut headers, self.deadline);
         if let Some(trace) = self.trace {
             crate::observe::trace::inject(trace, &mut headers);
         }
-        let mut extensions = tonic::Extensions::default();
-        if let Some(deadline) = self.deadline {
-            extensions.insert(CallDeadline(deadline));
-        }
-        tonic::Request::from_parts(MetadataMap::from_headers(headers), extensions, message)
+        tonic::Request::from_parts(
+            MetadataMap::from_headers(headers),
+            tonic::Extensions::default(),
+            message,
+        )
     }
 }
 
@@ -530,22 +538,10 @@ fn path(method: &'static MethodContract) -> PathAndQuery {
     PathAndQuery::from_static(method.path)
 }
 
-/// Stops waiting at the deadline: the server will have given up too.
-async fn within<T, E: AppError>(
-    deadline: Option<Instant>,
-    method: &'static MethodContract,
-    call: impl Future<Output = Result<T, CallError<E>>>,
-) -> Result<T, CallError<E>> {
-    let Some(deadline) = deadline else {
-        return call.await;
-    };
-    tokio::time::timeout_at(deadline, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(CallError::local(
-                method.full_name(),
-                Code::DeadlineExceeded,
-                "deadline exceeded waiting for the response",
-            ))
-        })
+/// Stops waiting at the deadline (`None` then): the server will have given up too.
+async fn within<T>(deadline: Option<Instant>, call: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        None => Some(call.await),
+        Some(deadline) => tokio::time::timeout_at(deadline, call).await.ok(),
+    }
 }

@@ -30,11 +30,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
 use http::uri::{Authority, Scheme};
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -43,9 +44,10 @@ use tonic::body::Body;
 use crate::Code;
 use crate::client::connector::Connector;
 use crate::client::discover::{Discovery, DiscoveryError};
-use crate::client::endpoint::{self, Endpoint, State};
+use crate::client::endpoint::{self, Endpoint, Sender, State};
 use crate::client::observe::Observer;
 use crate::client::unsent::{self, never_processed};
+use crate::{header_names, timeout};
 
 pub(crate) use body::ResponseBody;
 pub(crate) use body::{InFlight, Outcome};
@@ -72,11 +74,6 @@ pub enum LoadBalancing {
     RoundRobin,
 }
 
-/// The deadline of a call, carried in the request's extensions so that `grpc-timeout` is
-/// written after the pick: time spent waiting for an endpoint is not handed to the callee.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct CallDeadline(pub(crate) Instant);
-
 /// Balances requests over the endpoints of one service. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Balance {
@@ -102,6 +99,8 @@ pub(crate) struct Changes(watch::Sender<u64>);
 
 pub(crate) struct Shared {
     authority: Authority,
+    /// `http://authority`: the origin of the channel's requests.
+    origin: http::Uri,
     settings: Settings,
     endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
     changes: Arc<Changes>,
@@ -125,9 +124,16 @@ enum Pick {
 impl Balance {
     pub(crate) fn new(discovery: Discovery, settings: Settings) -> Balance {
         let authority = discovery.authority.clone();
+        let origin = http::Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .expect("an authority with a scheme is a valid origin");
         Balance {
             shared: Arc::new(Shared {
                 authority,
+                origin,
                 settings,
                 endpoints: ArcSwap::from_pointee(Vec::new()),
                 changes: Arc::new(Changes::default()),
@@ -139,6 +145,11 @@ impl Balance {
                 discovery_error: Mutex::new(None),
             }),
         }
+    }
+
+    /// `http://authority`: where requests without an authority are sent.
+    pub(crate) fn origin(&self) -> &http::Uri {
+        &self.shared.origin
     }
 
     /// The endpoints discovery lists now.
@@ -190,18 +201,30 @@ impl Shared {
         self: Arc<Self>,
         mut request: Request<Body>,
     ) -> Result<Response<ResponseBody>, tonic::Status> {
-        let mut parts = request.uri().clone().into_parts();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(self.authority.clone());
-        if let Ok(uri) = http::Uri::from_parts(parts) {
-            *request.uri_mut() = uri;
+        // A channel's own clients name the authority already (their origin).
+        if request.uri().authority().is_none() {
+            let mut parts = request.uri().clone().into_parts();
+            parts.scheme = Some(Scheme::HTTP);
+            parts.authority = Some(self.authority.clone());
+            if let Ok(uri) = http::Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
         }
         for _ in 0..RESENDS {
-            let endpoint = self.pick().await?;
-            let Some(mut sender) = endpoint.sender() else {
+            let (endpoint, waited_since) = self.pick().await?;
+            let Some(Sender {
+                mut sender,
+                index_names,
+            }) = endpoint.sender()
+            else {
                 continue;
             };
-            refresh_timeout(&mut request);
+            if let Some(since) = waited_since {
+                spend_timeout(request.headers_mut(), since.elapsed());
+            }
+            if index_names {
+                let_hpack_index_names(request.headers_mut());
+            }
             let mut in_flight = InFlight::new(endpoint.clone(), self.clone());
             // Only latency-weighted balancing needs the time a request took.
             let started = (self.settings.policy == LoadBalancing::P2cPeakEwma).then(Instant::now);
@@ -239,19 +262,20 @@ impl Shared {
         ))
     }
 
-    /// An endpoint to send to: waits while endpoints are still connecting.
-    async fn pick(self: &Arc<Self>) -> Result<Arc<Endpoint>, tonic::Status> {
+    /// An endpoint to send to: waits while endpoints are still connecting. With the
+    /// endpoint, when the wait began if there was one.
+    async fn pick(self: &Arc<Self>) -> Result<(Arc<Endpoint>, Option<Instant>), tonic::Status> {
         self.ensure_started();
         // Subscribed only when there is something to wait for; a change between the first
         // try and the subscription is seen by the second try.
-        let mut changes = None;
+        let mut waiting = None;
         loop {
             match self.try_pick() {
-                Pick::Ready(endpoint) => return Ok(endpoint),
+                Pick::Ready(endpoint) => return Ok((endpoint, waiting.map(|(_, since)| since))),
                 Pick::Fail(why) => return Err(unsent::unavailable(why, true)),
-                Pick::Wait => match &mut changes {
-                    None => changes = Some(self.changes.0.subscribe()),
-                    Some(changes) => {
+                Pick::Wait => match &mut waiting {
+                    None => waiting = Some((self.changes.0.subscribe(), Instant::now())),
+                    Some((changes, _)) => {
                         if changes.changed().await.is_err() {
                             return Err(unsent::unavailable("the channel is closed".into(), true));
                         }
@@ -373,16 +397,25 @@ impl Drop for Shared {
     }
 }
 
-/// Rewrites `grpc-timeout` with the time left now.
-fn refresh_timeout(request: &mut Request<Body>) {
-    let Some(CallDeadline(deadline)) = request.extensions().get::<CallDeadline>().copied() else {
+/// Takes `spent` (time waiting for an endpoint) off the request's `grpc-timeout`, which was
+/// written when the request was made: the callee gets only the budget left when it goes out.
+fn spend_timeout(headers: &mut HeaderMap, spent: Duration) {
+    let Some(value) = headers.get_mut(&header_names::GRPC_TIMEOUT) else {
         return;
     };
-    let left = deadline.saturating_duration_since(Instant::now());
-    request.headers_mut().insert(
-        crate::header_names::GRPC_TIMEOUT.clone(),
-        crate::timeout::header_value(left),
-    );
+    if let Ok(budget) = timeout::parse(value.as_bytes()) {
+        *value = timeout::header_value(budget.saturating_sub(spent));
+    }
+}
+
+/// Sends the per-call headers indexable this once, so that their names enter both ends'
+/// HPACK tables (see `endpoint::Sender::index_names`).
+fn let_hpack_index_names(headers: &mut HeaderMap) {
+    for name in [&header_names::REQUEST_ID, &header_names::GRPC_TIMEOUT] {
+        if let Some(value) = headers.get_mut(name) {
+            value.set_sensitive(false);
+        }
+    }
 }
 
 /// Whether `code`, answered by an endpoint, counts against it for outlier detection: the
@@ -403,5 +436,43 @@ impl Changes {
     pub(crate) fn notify(&self) {
         self.0
             .send_modify(|version| *version = version.wrapping_add(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_spent_waiting_for_an_endpoint_comes_off_the_callees_budget() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header_names::GRPC_TIMEOUT.clone(),
+            timeout::header_value(Duration::from_millis(100)),
+        );
+        spend_timeout(&mut headers, Duration::from_millis(30));
+        let left = timeout::parse(headers[&header_names::GRPC_TIMEOUT].as_bytes());
+        assert_eq!(left, Ok(Duration::from_millis(70)));
+        // Never below the smallest valid budget, and never added where there was none.
+        spend_timeout(&mut headers, Duration::from_secs(1));
+        let left = timeout::parse(headers[&header_names::GRPC_TIMEOUT].as_bytes());
+        assert_eq!(left, Ok(Duration::from_nanos(1)));
+        let mut none = HeaderMap::new();
+        spend_timeout(&mut none, Duration::from_millis(30));
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn the_call_headers_go_out_never_indexed_unless_told() {
+        let mut headers = HeaderMap::new();
+        crate::Context::background()
+            .write_child_headers(&mut headers, Some(Instant::now() + Duration::from_secs(1)));
+        let sensitive = |headers: &HeaderMap| {
+            [&header_names::REQUEST_ID, &header_names::GRPC_TIMEOUT]
+                .map(|name| headers[name].is_sensitive())
+        };
+        assert_eq!(sensitive(&headers), [true, true]);
+        let_hpack_index_names(&mut headers);
+        assert_eq!(sensitive(&headers), [false, false]);
     }
 }

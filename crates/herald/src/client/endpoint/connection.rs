@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,10 +29,30 @@ use crate::client::endpoint::backoff::{ConnectBackoff, MIN_CONNECT_TIMEOUT};
 /// is not reset, so a server that accepts and at once closes is not hammered.
 const STABLE: Duration = Duration::from_secs(1);
 
+/// A request in `INDEX_NAMES_EVERY` on a connection (the first one included) lets HPACK index
+/// the per-call headers `x-request-id` and `grpc-timeout`.
+///
+/// Their values differ on every call, so they go out never-indexed: indexing them would
+/// churn both ends' header tables. But h2 names a never-indexed header by its table index
+/// only when the name is already in its dynamic table; otherwise it spells the name out,
+/// and the server Huffman-decodes and allocates it on every call (0.4 µs of a small call).
+/// One indexed request puts the names in both tables; the ones after send only values. It
+/// is repeated now and then in case other headers have evicted them since.
+const INDEX_NAMES_EVERY: u32 = 256;
+
 /// What callers see of one connection.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     state: Mutex<SlotState>,
+    /// Requests sent on the current connection (wrapping), for `INDEX_NAMES_EVERY`.
+    sent: AtomicU32,
+}
+
+/// A ready connection's sender, for one request.
+pub(crate) struct Sender {
+    pub(crate) sender: SendRequest<Body>,
+    /// Whether this request should let HPACK index the per-call header names.
+    pub(crate) index_names: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -58,11 +79,16 @@ impl Slot {
     }
 
     /// The sender, if the connection is up.
-    pub(crate) fn sender(&self) -> Option<SendRequest<Body>> {
-        match &*self.state.lock().ok()? {
-            SlotState::Ready(sender) if !sender.is_closed() => Some(sender.clone()),
-            _ => None,
-        }
+    pub(crate) fn sender(&self) -> Option<Sender> {
+        let sender = match &*self.state.lock().ok()? {
+            SlotState::Ready(sender) if !sender.is_closed() => sender.clone(),
+            _ => return None,
+        };
+        let sent = self.sent.fetch_add(1, Ordering::Relaxed);
+        Some(Sender {
+            sender,
+            index_names: sent.is_multiple_of(INDEX_NAMES_EVERY),
+        })
     }
 
     pub(crate) fn is_ready(&self) -> bool {
@@ -73,6 +99,10 @@ impl Slot {
 
     fn set(&self, state: SlotState, changes: &Changes) {
         if let Ok(mut current) = self.state.lock() {
+            if matches!(state, SlotState::Ready(_)) {
+                // A new connection: new HPACK tables.
+                self.sent.store(0, Ordering::Relaxed);
+            }
             *current = state;
         }
         changes.notify();
@@ -212,6 +242,37 @@ mod tests {
             matches!(slot.state(), SlotState::Failed(why) if &*why == "connection refused" || hang)
         );
         times.lock().expect("lock").clone()
+    }
+
+    /// A sender on a fresh HTTP/2 connection to nowhere (its other end is never read).
+    async fn fresh_sender() -> SendRequest<Body> {
+        let (io, _peer) = tokio::io::duplex(1 << 16);
+        let (sender, connection) =
+            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .handshake::<_, Body>(hyper_util::rt::TokioIo::new(io))
+                .await
+                .expect("the client side of a handshake needs no answer");
+        tokio::spawn(async move {
+            let _peer = _peer;
+            let _ = connection.await;
+        });
+        sender
+    }
+
+    #[tokio::test]
+    async fn one_request_in_256_per_connection_lets_hpack_index_the_call_headers() {
+        let slot = Slot::default();
+        let changes = Changes::default();
+        slot.set(SlotState::Ready(fresh_sender().await), &changes);
+        let indexed = |requests: usize| -> Vec<usize> {
+            (0..requests)
+                .filter(|_| slot.sender().expect("ready").index_names)
+                .collect()
+        };
+        assert_eq!(indexed(600), [0, 256, 512], "the first request and every 256th");
+        // A new connection has new tables: its first request indexes again.
+        slot.set(SlotState::Ready(fresh_sender().await), &changes);
+        assert_eq!(indexed(300), [0, 256]);
     }
 
     #[tokio::test(start_paused = true)]

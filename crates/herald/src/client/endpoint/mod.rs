@@ -18,13 +18,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hyper::client::conn::http2::SendRequest;
 use tokio::task::AbortHandle;
-use tonic::body::Body;
 
 use crate::client::balance::{Changes, Health};
 use crate::client::connector::{Connector, LastFailure};
 
+pub(crate) use connection::Sender;
 pub(crate) use connection::describe;
 use connection::{Slot, SlotState};
 pub(crate) use load::Load;
@@ -125,7 +124,7 @@ impl Endpoint {
     }
 
     /// A sender on one of the ready connections, taken in turn.
-    pub(crate) fn sender(&self) -> Option<SendRequest<Body>> {
+    pub(crate) fn sender(&self) -> Option<Sender> {
         let start = self.next_slot.fetch_add(1, Ordering::Relaxed);
         (0..self.slots.len()).find_map(|i| self.slots[(start + i) % self.slots.len()].sender())
     }

@@ -52,6 +52,8 @@ pub(crate) struct Retries<'a> {
     pub(crate) replayable: &'a (dyn Fn() -> bool + Sync),
     /// Attempts started, for the call's own report.
     pub(crate) started: &'a AtomicU32,
+    /// When the call started: the first attempt's start too.
+    pub(crate) call_started: Instant,
 }
 
 // === impl Retries ===
@@ -65,36 +67,39 @@ impl Retries<'_> {
         }
     }
 
-    /// Runs `attempt` until it succeeds or may not be retried; the last attempt's result.
-    pub(crate) async fn run<T, F, Fut>(&self, mut attempt: F) -> Result<T, tonic::Status>
+    /// Runs `attempt` until it succeeds or may not be retried: the last attempt's result,
+    /// and when it ended.
+    pub(crate) async fn run<T, F, Fut>(&self, mut attempt: F) -> (Result<T, tonic::Status>, Instant)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
         let max = self.max_attempts();
         let mut number = 0;
+        let mut started = self.call_started;
         loop {
             number += 1;
             self.started.store(number, Ordering::Relaxed);
-            let started = Instant::now();
             let result = attempt().await;
-            let latency = started.elapsed();
+            let ended = Instant::now();
+            let latency = ended.saturating_duration_since(started);
             let status = match result {
                 Ok(response) => {
                     self.budget.deposit();
                     self.report(number, Code::Ok, latency, false, Next::Done);
-                    return Ok(response);
+                    return (Ok(response), ended);
                 }
                 Err(status) => status,
             };
             let code = Code::from_tonic(status.code());
             let unsent = is_unsent(&status);
-            let next = self.next(number, max, code, unsent, &status);
+            let next = self.next(number, max, code, unsent, &status, ended);
             self.report(number, code, latency, unsent, next);
             match next {
                 Next::Retry(delay) => tokio::time::sleep(delay).await,
-                _ => return Err(status),
+                _ => return (Err(status), ended),
             }
+            started = Instant::now();
         }
     }
 
@@ -106,6 +111,7 @@ impl Retries<'_> {
         code: Code,
         unsent: bool,
         status: &tonic::Status,
+        now: Instant,
     ) -> Next {
         let Some(policy) = &self.method.client.retry else {
             return Next::Done;
@@ -129,7 +135,7 @@ impl Retries<'_> {
         };
         if self
             .deadline
-            .is_some_and(|deadline| Instant::now() + delay >= deadline)
+            .is_some_and(|deadline| now + delay >= deadline)
         {
             return Next::NoTimeLeft;
         }
