@@ -239,8 +239,12 @@ impl Visit for FieldWriter<'_> {
 /// `value` as a JSON string, quotes included.
 pub(crate) fn push_json_str(out: &mut String, value: &str) {
     out.push('"');
-    // Method names, identities, codes and request ids need no escaping: one copy.
-    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // Method names, identities, codes and request ids need no escaping: one copy. (Checked
+    // without stopping early, so that the check runs on whole vectors of bytes.)
+    let needs_escape = value.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !needs_escape {
         out.push_str(value);
     } else {
         let _ = JsonEscaped(out).write_str(value);

@@ -33,11 +33,18 @@ pub struct BufferedLog<W: Write + Send + 'static> {
 struct Shared<W: Write> {
     lines: Mutex<Vec<u8>>,
     /// Taken while a block is written, so blocks leave in the order they were filled.
-    out: Mutex<W>,
+    out: Mutex<Out<W>>,
     /// The flushing thread, woken when the log is dropped so that it ends at once.
     flusher: Mutex<Option<Thread>>,
     /// Whether a failed write was reported already.
     failure_reported: AtomicBool,
+}
+
+/// The writer, and the block last written: emptied and reused as the next buffer, so that
+/// filling the log allocates nothing and touches no fresh pages.
+struct Out<W> {
+    writer: W,
+    spare: Vec<u8>,
 }
 
 thread_local! {
@@ -66,7 +73,10 @@ impl<W: Write + Send + 'static> BufferedLog<W> {
     pub fn new(out: W, interval: Duration) -> BufferedLog<W> {
         let shared = Arc::new(Shared {
             lines: Mutex::new(Vec::with_capacity(CAPACITY)),
-            out: Mutex::new(out),
+            out: Mutex::new(Out {
+                writer: out,
+                spare: Vec::with_capacity(CAPACITY),
+            }),
             flusher: Mutex::new(None),
             failure_reported: AtomicBool::new(false),
         });
@@ -180,11 +190,12 @@ impl<W: Write> Shared<W> {
         if lines.is_empty() {
             return Ok(());
         }
-        let block = std::mem::replace(&mut *lines, Vec::with_capacity(CAPACITY));
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let Out { writer, spare } = &mut *out;
+        let mut block = std::mem::replace(&mut *lines, std::mem::take(spare));
         drop(lines);
         WRITING.set(true);
-        let written = out.write_all(&block).and_then(|()| out.flush());
+        let written = writer.write_all(&block).and_then(|()| writer.flush());
         WRITING.set(false);
         if let Err(e) = &written
             && !self.failure_reported.swap(true, Ordering::Relaxed)
@@ -194,6 +205,8 @@ impl<W: Write> Shared<W> {
                 block.len()
             );
         }
+        block.clear();
+        *spare = block;
         written
     }
 }
@@ -201,7 +214,7 @@ impl<W: Write> Shared<W> {
 impl<W: Write> Drop for Shared<W> {
     fn drop(&mut self) {
         let lines = self.lines.get_mut().unwrap_or_else(|e| e.into_inner());
-        let out = self.out.get_mut().unwrap_or_else(|e| e.into_inner());
+        let out = &mut self.out.get_mut().unwrap_or_else(|e| e.into_inner()).writer;
         let _ = out.write_all(lines).and_then(|()| out.flush());
         let flusher = self.flusher.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Some(thread) = flusher.take() {

@@ -247,11 +247,10 @@ mod tests {
     /// A sender on a fresh HTTP/2 connection to nowhere (its other end is never read).
     async fn fresh_sender() -> SendRequest<Body> {
         let (io, _peer) = tokio::io::duplex(1 << 16);
-        let (sender, connection) =
-            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-                .handshake::<_, Body>(hyper_util::rt::TokioIo::new(io))
-                .await
-                .expect("the client side of a handshake needs no answer");
+        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake::<_, Body>(hyper_util::rt::TokioIo::new(io))
+            .await
+            .expect("the client side of a handshake needs no answer");
         tokio::spawn(async move {
             let _peer = _peer;
             let _ = connection.await;
@@ -269,7 +268,11 @@ mod tests {
                 .filter(|_| slot.sender().expect("ready").index_names)
                 .collect()
         };
-        assert_eq!(indexed(600), [0, 256, 512], "the first request and every 256th");
+        assert_eq!(
+            indexed(600),
+            [0, 256, 512],
+            "the first request and every 256th"
+        );
         // A new connection has new tables: its first request indexes again.
         slot.set(SlotState::Ready(fresh_sender().await), &changes);
         assert_eq!(indexed(300), [0, 256]);
