@@ -60,8 +60,8 @@ fn serve() -> Result<(), BoxError> {
     })
 }
 
-/// One load run: `load ADDR herald|tonic|tonic+ctx SECONDS CONCURRENCY`; prints `ok errors p50 p99`
-/// (latencies in µs) for the measured window.
+/// One load run: `load ADDR herald|tonic|tonic+ctx SECONDS CONCURRENCY`; prints `calls/s errors p50 p99
+/// client-CPU-µs/call server-CPU-µs/call` (latencies in µs) for the measured window.
 fn load(args: &[String]) -> Result<(), BoxError> {
     let [addr, kind, seconds, concurrency] = args else {
         return Err("usage: load ADDR herald|tonic SECONDS CONCURRENCY".into());
@@ -72,7 +72,12 @@ fn load(args: &[String]) -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (ok, errors, mut latencies) = runtime.block_on(async move {
+    // The server's process, for its CPU time (0: not measured).
+    let server: u32 = std::env::var("CLIENT_BENCH_SERVER_PID")
+        .ok()
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or(0);
+    let (ok, errors, mut latencies, cpu) = runtime.block_on(async move {
         let client = Client::new(kind, addr).await?;
         client.call().await?;
         let measuring = Arc::new(AtomicBool::new(false));
@@ -100,9 +105,11 @@ fn load(args: &[String]) -> Result<(), BoxError> {
             })
             .collect();
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let cpu_before = cpu_times(server);
         measuring.store(true, Ordering::Relaxed);
         tokio::time::sleep(duration).await;
         stop.store(true, Ordering::Relaxed);
+        let cpu_after = cpu_times(server);
         let (mut ok, mut errors, mut latencies) = (0, 0, Vec::new());
         for task in tasks {
             let (o, e, l) = task.await?;
@@ -110,7 +117,8 @@ fn load(args: &[String]) -> Result<(), BoxError> {
             errors += e;
             latencies.extend(l);
         }
-        Ok::<_, BoxError>((ok, errors, latencies))
+        let cpu = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+        Ok::<_, BoxError>((ok, errors, latencies, cpu))
     })?;
     latencies.sort_unstable();
     let at = |q: f64| {
@@ -119,13 +127,43 @@ fn load(args: &[String]) -> Result<(), BoxError> {
             .copied()
             .unwrap_or(0)
     };
+    let per_call = |seconds: f64| seconds * 1e6 / ok.max(1) as f64;
     println!(
-        "{} {errors} {} {}",
+        "{} {errors} {} {} {:.3} {:.3}",
         ok as f64 / duration.as_secs_f64(),
         at(0.5),
-        at(0.99)
+        at(0.99),
+        per_call(cpu.0),
+        per_call(cpu.1)
     );
     Ok(())
+}
+
+/// CPU seconds (user + system) used so far by this process and by process `server` (0 if
+/// none), from `/proc/PID/stat`.
+fn cpu_times(server: u32) -> (f64, f64) {
+    let seconds = |pid: &str| -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return 0.0;
+        };
+        // Fields after the command name, which ends at the last ')': utime and stime are
+        // the 14th and 15th fields of the line, in clock ticks (100 per second on Linux).
+        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    };
+    let server = if server == 0 {
+        0.0
+    } else {
+        seconds(&server.to_string())
+    };
+    (seconds("self"), server)
 }
 
 /// The client under test.
@@ -232,10 +270,13 @@ fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         "server {addr} on CPU 0; load on CPU 1; {rounds} rounds × {seconds} s per client, {concurrency} calls in flight"
     );
     let mut ratios = Vec::new();
+    // herald ÷ bare tonic: client CPU per call, and client + server CPU per call.
+    let mut cpu = Vec::new();
     for round in 1..=rounds {
         let mut results = Vec::new();
         for kind in ["tonic", "tonic+ctx", "herald"] {
             let output = Command::new("taskset")
+                .env("CLIENT_BENCH_SERVER_PID", server.id().to_string())
                 .args(["-c", "1"])
                 .arg(&me)
                 .args([
@@ -259,8 +300,8 @@ fn orchestrate(args: &[String]) -> Result<(), BoxError> {
                 .map(str::parse)
                 .collect::<Result<_, _>>()?;
             println!(
-                "round {round} {kind:>6}: {:>8.0} calls/s, {} errors, p50 {} µs, p99 {} µs",
-                fields[0], fields[1], fields[2], fields[3]
+                "round {round} {kind:>9}: {:>8.0} calls/s, {} errors, p50 {} µs, p99 {} µs, CPU µs/call client {:.2} server {:.2}",
+                fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]
             );
             results.push(fields);
         }
@@ -270,6 +311,10 @@ fn orchestrate(args: &[String]) -> Result<(), BoxError> {
             herald[3] / tonic[3],
             herald[0] / with_context[0],
             herald[3] / with_context[3],
+        ));
+        cpu.push((
+            herald[4] / tonic[4],
+            (herald[4] + herald[5]) / (tonic[4] + tonic[5]),
         ));
     }
     drop(server.stdin.take());
@@ -299,6 +344,11 @@ fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         "median herald / tonic+ctx:  throughput ratio {:.3}, p99 ratio {:.3}",
         median(column(2)),
         median(column(3))
+    );
+    println!(
+        "median herald / bare tonic CPU per call: client {:.3}, client + server {:.3}",
+        median(cpu.iter().map(|c| c.0).collect()),
+        median(cpu.iter().map(|c| c.1).collect())
     );
     Ok(())
 }

@@ -276,7 +276,11 @@ impl Extractor for Headers<'_> {
 
 impl Injector for HeadersMut<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(key), HeaderValue::try_from(value)) {
+        if let (Ok(name), Ok(mut value)) = (HeaderName::try_from(key), HeaderValue::try_from(value))
+        {
+            // A new span id on every call: never-indexed for HPACK, or each traced call would
+            // push an entry through both ends' header tables, evicting those that repeat.
+            value.set_sensitive(name == crate::header_names::TRACEPARENT);
             self.0.insert(name, value);
         }
     }
