@@ -373,12 +373,14 @@ fn valid_request_id(id: &HeaderValue) -> bool {
 fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let id: u128 = rand::random();
-    // Written on the stack: one allocation (the header's own) per call, not three.
     let mut text = [0u8; 32];
     for (i, digit) in text.iter_mut().enumerate() {
         *digit = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&text).expect("hex digits are a valid header value")
+    // One reference-counted allocation holding the digits: every call made with the context
+    // sends a clone. (A copied value would be allocated again, shared, on its first clone.)
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .expect("hex digits are a valid header value")
 }
 
 #[cfg(test)]
