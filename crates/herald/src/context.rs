@@ -378,7 +378,8 @@ fn new_request_id() -> HeaderValue {
         *digit = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
     }
     // One reference-counted allocation holding the digits: every call made with the context
-    // sends a clone. (A copied value would be allocated again, shared, on its first clone.)
+    // sends a clone. (A value copied from the stack would take a second allocation, to be
+    // shared, on its first clone.)
     HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
         .expect("hex digits are a valid header value")
 }

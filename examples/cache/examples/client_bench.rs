@@ -64,7 +64,7 @@ fn serve() -> Result<(), BoxError> {
 /// client-CPU-µs/call server-CPU-µs/call` (latencies in µs) for the measured window.
 fn load(args: &[String]) -> Result<(), BoxError> {
     let [addr, kind, seconds, concurrency] = args else {
-        return Err("usage: load ADDR herald|tonic SECONDS CONCURRENCY".into());
+        return Err("usage: load ADDR herald|tonic|tonic+ctx SECONDS CONCURRENCY".into());
     };
     let addr: std::net::SocketAddr = addr.parse()?;
     let duration = Duration::from_secs(seconds.parse()?);

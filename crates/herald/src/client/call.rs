@@ -426,9 +426,9 @@ struct Attempt<'a> {
 // === impl Attempt ===
 
 impl Attempt<'_> {
-    /// The request carrying what travels from the context. Should the balancer have to wait
-    /// for an endpoint, it takes the time waited off `grpc-timeout`, so time spent
-    /// connecting is not handed to the callee as budget.
+    /// The request carrying what travels from the context. Should it go out only after a
+    /// wait for an endpoint or a resend, the balancer takes the time since off
+    /// `grpc-timeout`, so time spent connecting is not handed to the callee as budget.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut headers = http::HeaderMap::new();
         self.ctx.write_child_headers(&mut headers, self.deadline);

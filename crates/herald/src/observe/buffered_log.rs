@@ -167,12 +167,14 @@ impl<W: Write> Shared<W> {
     }
 
     fn append(&self, line: &[u8]) -> io::Result<()> {
-        let mut lines = self.lines();
-        lines.extend_from_slice(line);
-        if lines.len() < CAPACITY || WRITING.get() {
-            return Ok(());
+        {
+            let mut lines = self.lines();
+            lines.extend_from_slice(line);
+            if lines.len() < CAPACITY || WRITING.get() {
+                return Ok(());
+            }
         }
-        self.write_out(lines)
+        self.write_out()
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -180,20 +182,26 @@ impl<W: Write> Shared<W> {
             // The writer logged while writing: its lines go out with the next block.
             return Ok(());
         }
-        self.write_out(self.lines())
+        self.write_out()
     }
 
-    /// Writes the gathered lines, taking the output lock before releasing the buffer so that
-    /// blocks keep their order. (An append that fills the buffer while another block is
-    /// being written waits for that write, holding the buffer: the log's backpressure.)
-    fn write_out(&self, mut lines: MutexGuard<'_, Vec<u8>>) -> io::Result<()> {
-        if lines.is_empty() {
-            return Ok(());
-        }
+    /// Writes the gathered lines as one block.
+    ///
+    /// The output lock is taken first and the buffer's only after, for as long as it takes
+    /// to swap it for the spare: blocks leave in the order they were taken, and no thread
+    /// waits for the output while holding the buffer — which a writer that logs needs, from
+    /// whatever thread it runs on. (Appends that find the buffer full while a block is being
+    /// written wait here for that write: the log's backpressure.)
+    fn write_out(&self) -> io::Result<()> {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let Out { writer, spare } = &mut *out;
-        let mut block = std::mem::replace(&mut *lines, std::mem::take(spare));
-        drop(lines);
+        let mut block = {
+            let mut lines = self.lines();
+            if lines.is_empty() {
+                return Ok(());
+            }
+            std::mem::replace(&mut *lines, std::mem::take(spare))
+        };
         WRITING.set(true);
         let written = writer.write_all(&block).and_then(|()| writer.flush());
         WRITING.set(false);
@@ -206,6 +214,8 @@ impl<W: Write> Shared<W> {
             );
         }
         block.clear();
+        // A block grown past the usual size (a huge line) is not kept.
+        block.shrink_to(CAPACITY);
         *spare = block;
         written
     }
@@ -403,6 +413,83 @@ mod tests {
         let text = blocks.text();
         assert!(text.contains("first"), "{text}");
         assert!(text.contains("the writer took"), "{text}");
+    }
+
+    #[test]
+    fn blocks_reuse_the_buffer_and_carry_only_their_own_lines() {
+        let blocks = Blocks::default();
+        let log = BufferedLog::new(blocks.clone(), HOUR);
+        for line in ["a", "b", "c"] {
+            writeln!(log.make_writer(), "{line}").expect("append");
+            log.flush().expect("flush");
+        }
+        assert_eq!(blocks.count(), 3);
+        assert_eq!(blocks.text(), "a\nb\nc\n");
+    }
+
+    /// Appends a line to the log it writes for, slowly, from inside every write.
+    struct Echoing {
+        blocks: Blocks,
+        log: Arc<std::sync::OnceLock<Weak<dyn LineSink>>>,
+    }
+
+    impl Write for Echoing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(100));
+            if let Some(log) = self.log.get().and_then(Weak::upgrade) {
+                log.append_line(b"echo\n");
+            }
+            self.blocks.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_writer_that_logs_while_another_thread_fills_the_buffer_does_not_deadlock() {
+        let blocks = Blocks::default();
+        let cell = Arc::new(std::sync::OnceLock::new());
+        let log = BufferedLog::new(
+            Echoing {
+                blocks: blocks.clone(),
+                log: cell.clone(),
+            },
+            HOUR,
+        );
+        let sink = log.sink();
+        let _ = cell.set(Arc::downgrade(&sink));
+        let (done, finished) = std::sync::mpsc::channel();
+        // One thread writes a block (its writer appending as it goes) while another fills
+        // the buffer and so waits for that write.
+        let writing = {
+            let (log, done) = (log.clone(), done.clone());
+            std::thread::spawn(move || {
+                writeln!(log.make_writer(), "first").expect("append");
+                log.flush().expect("flush");
+                let _ = done.send(());
+            })
+        };
+        let filling = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let line = [b'x'; 1023];
+            for _ in 0..=(CAPACITY / 1024) {
+                sink.append_line(&[&line[..], b"\n"].concat());
+            }
+            let _ = done.send(());
+        });
+        for _ in 0..2 {
+            finished
+                .recv_timeout(Duration::from_secs(10))
+                .expect("no deadlock");
+        }
+        writing.join().expect("writer");
+        filling.join().expect("filler");
+        log.flush().expect("flush");
+        let text = blocks.text();
+        assert!(text.starts_with("first\n"), "{}", &text[..20]);
+        assert!(text.contains("echo\n"));
+        assert_eq!(text.matches('x').count(), 1023 * (CAPACITY / 1024 + 1));
     }
 
     /// Fails every write until told otherwise.

@@ -44,7 +44,7 @@ use tonic::body::Body;
 use crate::Code;
 use crate::client::connector::Connector;
 use crate::client::discover::{Discovery, DiscoveryError};
-use crate::client::endpoint::{self, Endpoint, Sender, State};
+use crate::client::endpoint::{self, Endpoint, ReadyConnection, State, hpack_names};
 use crate::client::observe::Observer;
 use crate::client::unsent::{self, never_processed};
 use crate::{header_names, timeout};
@@ -210,21 +210,27 @@ impl Shared {
                 *request.uri_mut() = uri;
             }
         }
-        for _ in 0..RESENDS {
-            let (endpoint, waited_since) = self.pick().await?;
-            let Some(Sender {
-                mut sender,
-                index_names,
-            }) = endpoint.sender()
-            else {
+        // `grpc-timeout` was written with the request, a moment ago; should it go out only
+        // after a wait for an endpoint or a resend, the time since comes off it.
+        let arrived = Instant::now();
+        let mut budget = None;
+        let mut names_claimed = false;
+        for pass in 0..RESENDS {
+            let (endpoint, waited) = self.pick().await?;
+            let Some(ReadyConnection { mut sender, names }) = endpoint.ready_connection() else {
                 continue;
             };
-            if let Some(since) = waited_since {
-                spend_timeout(request.headers_mut(), since.elapsed());
+            if pass > 0 || waited {
+                let written = *budget.get_or_insert_with(|| written_timeout(request.headers()));
+                if let Some(written) = written {
+                    set_timeout(request.headers_mut(), written, arrived.elapsed());
+                }
             }
-            if index_names {
-                let_hpack_index_names(request.headers_mut());
+            if names_claimed {
+                // Claimed on a connection that gave the request back: not this one's.
+                hpack_names::never_index(request.headers_mut());
             }
+            names_claimed = names.claim(request.headers_mut());
             let mut in_flight = InFlight::new(endpoint.clone(), self.clone());
             // Only latency-weighted balancing needs the time a request took.
             let started = (self.settings.policy == LoadBalancing::P2cPeakEwma).then(Instant::now);
@@ -263,19 +269,19 @@ impl Shared {
     }
 
     /// An endpoint to send to: waits while endpoints are still connecting. With the
-    /// endpoint, when the wait began if there was one.
-    async fn pick(self: &Arc<Self>) -> Result<(Arc<Endpoint>, Option<Instant>), tonic::Status> {
+    /// endpoint, whether it had to wait.
+    async fn pick(self: &Arc<Self>) -> Result<(Arc<Endpoint>, bool), tonic::Status> {
         self.ensure_started();
         // Subscribed only when there is something to wait for; a change between the first
         // try and the subscription is seen by the second try.
-        let mut waiting = None;
+        let mut changes = None;
         loop {
             match self.try_pick() {
-                Pick::Ready(endpoint) => return Ok((endpoint, waiting.map(|(_, since)| since))),
+                Pick::Ready(endpoint) => return Ok((endpoint, changes.is_some())),
                 Pick::Fail(why) => return Err(unsent::unavailable(why, true)),
-                Pick::Wait => match &mut waiting {
-                    None => waiting = Some((self.changes.0.subscribe(), Instant::now())),
-                    Some((changes, _)) => {
+                Pick::Wait => match &mut changes {
+                    None => changes = Some(self.changes.0.subscribe()),
+                    Some(changes) => {
                         if changes.changed().await.is_err() {
                             return Err(unsent::unavailable("the channel is closed".into(), true));
                         }
@@ -397,25 +403,19 @@ impl Drop for Shared {
     }
 }
 
-/// Takes `spent` (time waiting for an endpoint) off the request's `grpc-timeout`, which was
-/// written when the request was made: the callee gets only the budget left when it goes out.
-fn spend_timeout(headers: &mut HeaderMap, spent: Duration) {
-    let Some(value) = headers.get_mut(&header_names::GRPC_TIMEOUT) else {
-        return;
-    };
-    if let Ok(budget) = timeout::parse(value.as_bytes()) {
-        *value = timeout::header_value(budget.saturating_sub(spent));
-    }
+/// The budget `grpc-timeout` gave when the request was made, if it has the header.
+fn written_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(&header_names::GRPC_TIMEOUT)?;
+    timeout::parse(value.as_bytes()).ok()
 }
 
-/// Sends the per-call headers indexable this once, so that their names enter both ends'
-/// HPACK tables (see `endpoint::Sender::index_names`).
-fn let_hpack_index_names(headers: &mut HeaderMap) {
-    for name in [&header_names::REQUEST_ID, &header_names::GRPC_TIMEOUT] {
-        if let Some(value) = headers.get_mut(name) {
-            value.set_sensitive(false);
-        }
-    }
+/// Rewrites `grpc-timeout` as `written` less `spent` (the time since the request was made):
+/// the callee gets only the budget left when the request goes out.
+fn set_timeout(headers: &mut HeaderMap, written: Duration, spent: Duration) {
+    headers.insert(
+        header_names::GRPC_TIMEOUT.clone(),
+        timeout::header_value(written.saturating_sub(spent)),
+    );
 }
 
 /// Whether `code`, answered by an endpoint, counts against it for outlier detection: the
@@ -444,35 +444,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn time_spent_waiting_for_an_endpoint_comes_off_the_callees_budget() {
+    fn time_spent_before_the_request_goes_out_comes_off_the_callees_budget() {
         let mut headers = HeaderMap::new();
         headers.insert(
             header_names::GRPC_TIMEOUT.clone(),
             timeout::header_value(Duration::from_millis(100)),
         );
-        spend_timeout(&mut headers, Duration::from_millis(30));
-        let left = timeout::parse(headers[&header_names::GRPC_TIMEOUT].as_bytes());
-        assert_eq!(left, Ok(Duration::from_millis(70)));
-        // Never below the smallest valid budget, and never added where there was none.
-        spend_timeout(&mut headers, Duration::from_secs(1));
-        let left = timeout::parse(headers[&header_names::GRPC_TIMEOUT].as_bytes());
-        assert_eq!(left, Ok(Duration::from_nanos(1)));
-        let mut none = HeaderMap::new();
-        spend_timeout(&mut none, Duration::from_millis(30));
-        assert!(none.is_empty());
+        let written = written_timeout(&headers).expect("a budget");
+        set_timeout(&mut headers, written, Duration::from_millis(30));
+        assert_eq!(written_timeout(&headers), Some(Duration::from_millis(70)));
+        // Still counted from what was written, not from the last rewrite.
+        set_timeout(&mut headers, written, Duration::from_millis(40));
+        assert_eq!(written_timeout(&headers), Some(Duration::from_millis(60)));
+        // Never below the smallest valid budget.
+        set_timeout(&mut headers, written, Duration::from_secs(1));
+        assert_eq!(written_timeout(&headers), Some(Duration::from_nanos(1)));
+        assert!(headers[&header_names::GRPC_TIMEOUT].is_sensitive());
+        assert_eq!(written_timeout(&HeaderMap::new()), None);
     }
 
     #[test]
-    fn the_call_headers_go_out_never_indexed_unless_told() {
+    fn the_call_headers_are_written_never_indexed() {
         let mut headers = HeaderMap::new();
         crate::Context::background()
             .write_child_headers(&mut headers, Some(Instant::now() + Duration::from_secs(1)));
-        let sensitive = |headers: &HeaderMap| {
-            [&header_names::REQUEST_ID, &header_names::GRPC_TIMEOUT]
-                .map(|name| headers[name].is_sensitive())
-        };
-        assert_eq!(sensitive(&headers), [true, true]);
-        let_hpack_index_names(&mut headers);
-        assert_eq!(sensitive(&headers), [false, false]);
+        for name in [&header_names::REQUEST_ID, &header_names::GRPC_TIMEOUT] {
+            assert!(headers[name].is_sensitive(), "{name}");
+        }
     }
 }

@@ -10,7 +10,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,35 +23,25 @@ use tower::Service;
 use crate::client::balance::Changes;
 use crate::client::connector::Connector;
 use crate::client::endpoint::backoff::{ConnectBackoff, MIN_CONNECT_TIMEOUT};
+use crate::client::endpoint::hpack_names::IndexedNames;
 
 /// A connection that lived less than this did not prove the server healthy: the backoff
 /// is not reset, so a server that accepts and at once closes is not hammered.
 const STABLE: Duration = Duration::from_secs(1);
 
-/// The first request on a connection lets HPACK index the per-call headers `x-request-id`
-/// and `grpc-timeout`; the others send them never-indexed.
-///
-/// Their values differ on every call, so indexing them would churn both ends' header tables.
-/// But h2 names a never-indexed header by its table index only when the name is already in
-/// its dynamic table; otherwise it spells the name out, and the server Huffman-decodes and
-/// allocates it on every call (0.1 µs of a small call's server time, measured). One indexed
-/// request puts the names in both tables; the ones after send only values. (Only once: each
-/// indexed request adds an entry that the encoder then compares on every later request.)
-/// The entries stay as long as no other header churns the tables, which is why
-/// `traceparent` is never-indexed too.
 /// What callers see of one connection.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     state: Mutex<SlotState>,
-    /// Whether the current connection has sent a request yet.
-    used: AtomicBool,
+    /// The per-call header names the current connection has let HPACK index.
+    names: IndexedNames,
 }
 
-/// A ready connection's sender, for one request.
-pub(crate) struct Sender {
+/// A ready connection, for one request.
+pub(crate) struct ReadyConnection<'a> {
     pub(crate) sender: SendRequest<Body>,
-    /// Whether this request should let HPACK index the per-call header names.
-    pub(crate) index_names: bool,
+    /// Its per-call header names: see `hpack_names`.
+    pub(crate) names: &'a IndexedNames,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -78,18 +67,15 @@ impl Slot {
         self.state.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// The sender, if the connection is up.
-    pub(crate) fn sender(&self) -> Option<Sender> {
-        let sender = match &*self.state.lock().ok()? {
-            SlotState::Ready(sender) if !sender.is_closed() => sender.clone(),
-            _ => return None,
-        };
-        // A load first: the swap's write would contend on every request otherwise.
-        let first = !self.used.load(Ordering::Relaxed) && !self.used.swap(true, Ordering::Relaxed);
-        Some(Sender {
-            sender,
-            index_names: first,
-        })
+    /// The connection, if it is up.
+    pub(crate) fn ready(&self) -> Option<ReadyConnection<'_>> {
+        match &*self.state.lock().ok()? {
+            SlotState::Ready(sender) if !sender.is_closed() => Some(ReadyConnection {
+                sender: sender.clone(),
+                names: &self.names,
+            }),
+            _ => None,
+        }
     }
 
     pub(crate) fn is_ready(&self) -> bool {
@@ -101,8 +87,7 @@ impl Slot {
     fn set(&self, state: SlotState, changes: &Changes) {
         if let Ok(mut current) = self.state.lock() {
             if matches!(state, SlotState::Ready(_)) {
-                // A new connection: new HPACK tables.
-                self.used.store(false, Ordering::Relaxed);
+                self.names.reset();
             }
             *current = state;
         }
@@ -243,36 +228,6 @@ mod tests {
             matches!(slot.state(), SlotState::Failed(why) if &*why == "connection refused" || hang)
         );
         times.lock().expect("lock").clone()
-    }
-
-    /// A sender on a fresh HTTP/2 connection to nowhere (its other end is never read).
-    async fn fresh_sender() -> SendRequest<Body> {
-        let (io, _peer) = tokio::io::duplex(1 << 16);
-        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .handshake::<_, Body>(hyper_util::rt::TokioIo::new(io))
-            .await
-            .expect("the client side of a handshake needs no answer");
-        tokio::spawn(async move {
-            let _peer = _peer;
-            let _ = connection.await;
-        });
-        sender
-    }
-
-    #[tokio::test]
-    async fn the_first_request_per_connection_lets_hpack_index_the_call_headers() {
-        let slot = Slot::default();
-        let changes = Changes::default();
-        slot.set(SlotState::Ready(fresh_sender().await), &changes);
-        let indexed = |requests: usize| -> Vec<usize> {
-            (0..requests)
-                .filter(|_| slot.sender().expect("ready").index_names)
-                .collect()
-        };
-        assert_eq!(indexed(300), [0]);
-        // A new connection has new tables: its first request indexes again.
-        slot.set(SlotState::Ready(fresh_sender().await), &changes);
-        assert_eq!(indexed(300), [0]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,6 +12,7 @@
 
 pub(crate) mod backoff;
 mod connection;
+pub(crate) mod hpack_names;
 mod load;
 
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use tokio::task::AbortHandle;
 use crate::client::balance::{Changes, Health};
 use crate::client::connector::{Connector, LastFailure};
 
-pub(crate) use connection::Sender;
+pub(crate) use connection::ReadyConnection;
 pub(crate) use connection::describe;
 use connection::{Slot, SlotState};
 pub(crate) use load::Load;
@@ -123,10 +124,10 @@ impl Endpoint {
         }
     }
 
-    /// A sender on one of the ready connections, taken in turn.
-    pub(crate) fn sender(&self) -> Option<Sender> {
+    /// One of the ready connections, taken in turn.
+    pub(crate) fn ready_connection(&self) -> Option<ReadyConnection<'_>> {
         let start = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        (0..self.slots.len()).find_map(|i| self.slots[(start + i) % self.slots.len()].sender())
+        (0..self.slots.len()).find_map(|i| self.slots[(start + i) % self.slots.len()].ready())
     }
 }
 
