@@ -296,6 +296,20 @@ mod tests {
         }
     }
 
+    /// Records blocks as `Blocks` does, after running `before` on each (which may fail it):
+    /// the writers that log, append or fail from inside a write.
+    struct Hooked<F>(Blocks, F);
+
+    impl<F: FnMut(&[u8]) -> io::Result<()>> Write for Hooked<F> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            (self.1)(buf)?;
+            self.0.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     const HOUR: Duration = Duration::from_secs(3600);
 
     #[test]
@@ -375,24 +389,15 @@ mod tests {
         }
     }
 
-    /// Logs a warning (to the thread's subscriber) from inside every write.
-    #[derive(Clone, Default)]
-    struct Chatty(Blocks);
-
-    impl Write for Chatty {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            tracing::warn!("the writer took {} bytes", buf.len());
-            self.0.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_writer_that_logs_does_not_deadlock_and_its_lines_follow() {
         let blocks = Blocks::default();
-        let log = BufferedLog::new(Chatty(blocks.clone()), HOUR);
+        // Logs a warning (to the thread's subscriber) from inside every write.
+        let chatty = Hooked(blocks.clone(), |buf: &[u8]| {
+            tracing::warn!("the writer took {} bytes", buf.len());
+            Ok(())
+        });
+        let log = BufferedLog::new(chatty, HOUR);
         let (done, finished) = std::sync::mpsc::channel();
         let sink = log.clone();
         std::thread::spawn(move || {
@@ -427,36 +432,22 @@ mod tests {
         assert_eq!(blocks.text(), "a\nb\nc\n");
     }
 
-    /// Appends a line to the log it writes for, slowly, from inside every write.
-    struct Echoing {
-        blocks: Blocks,
-        log: Arc<std::sync::OnceLock<Weak<dyn LineSink>>>,
-    }
-
-    impl Write for Echoing {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            std::thread::sleep(Duration::from_millis(100));
-            if let Some(log) = self.log.get().and_then(Weak::upgrade) {
-                log.append_line(b"echo\n");
-            }
-            self.blocks.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_writer_that_logs_while_another_thread_fills_the_buffer_does_not_deadlock() {
         let blocks = Blocks::default();
-        let cell = Arc::new(std::sync::OnceLock::new());
-        let log = BufferedLog::new(
-            Echoing {
-                blocks: blocks.clone(),
-                log: cell.clone(),
-            },
-            HOUR,
-        );
+        // Appends a line to the log it writes for, slowly, from inside every write.
+        let cell = Arc::new(std::sync::OnceLock::<Weak<dyn LineSink>>::new());
+        let echoing = Hooked(blocks.clone(), {
+            let cell = cell.clone();
+            move |_: &[u8]| {
+                std::thread::sleep(Duration::from_millis(100));
+                if let Some(log) = cell.get().and_then(Weak::upgrade) {
+                    log.append_line(b"echo\n");
+                }
+                Ok(())
+            }
+        });
+        let log = BufferedLog::new(echoing, HOUR);
         let sink = log.sink();
         let _ = cell.set(Arc::downgrade(&sink));
         let (done, finished) = std::sync::mpsc::channel();
@@ -492,33 +483,24 @@ mod tests {
         assert_eq!(text.matches('x').count(), 1023 * (CAPACITY / 1024 + 1));
     }
 
-    /// Fails every write until told otherwise.
-    #[derive(Clone, Default)]
-    struct Failing(Blocks, Arc<AtomicBool>);
-
-    impl Write for Failing {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.1.load(Ordering::SeqCst) {
-                return Err(io::Error::other("disk full"));
-            }
-            self.0.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_failed_block_is_dropped_and_later_lines_still_go_out() {
-        let out = Failing::default();
-        out.1.store(true, Ordering::SeqCst);
-        let log = BufferedLog::new(out.clone(), HOUR);
+        // Fails every write until told otherwise.
+        let (blocks, failing) = (Blocks::default(), Arc::new(AtomicBool::new(true)));
+        let out = Hooked(blocks.clone(), {
+            let failing = failing.clone();
+            move |_: &[u8]| match failing.load(Ordering::SeqCst) {
+                true => Err(io::Error::other("disk full")),
+                false => Ok(()),
+            }
+        });
+        let log = BufferedLog::new(out, HOUR);
         writeln!(log.make_writer(), "lost").expect("append");
         assert!(log.flush().is_err());
-        out.1.store(false, Ordering::SeqCst);
+        failing.store(false, Ordering::SeqCst);
         writeln!(log.make_writer(), "kept").expect("append");
         log.flush().expect("flush");
-        assert_eq!(out.0.text(), "kept\n");
+        assert_eq!(blocks.text(), "kept\n");
     }
 
     #[test]
