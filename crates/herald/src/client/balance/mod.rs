@@ -147,7 +147,7 @@ impl Balance {
         }
     }
 
-    /// `http://authority`: where requests without an authority are sent.
+    /// `http://authority`: the origin every client of the channel builds its requests on.
     pub(crate) fn origin(&self) -> &http::Uri {
         &self.shared.origin
     }
@@ -201,15 +201,8 @@ impl Shared {
         self: Arc<Self>,
         mut request: Request<Body>,
     ) -> Result<Response<ResponseBody>, tonic::Status> {
-        // A channel's own clients name the authority already (their origin).
-        if request.uri().authority().is_none() {
-            let mut parts = request.uri().clone().into_parts();
-            parts.scheme = Some(Scheme::HTTP);
-            parts.authority = Some(self.authority.clone());
-            if let Ok(uri) = http::Uri::from_parts(parts) {
-                *request.uri_mut() = uri;
-            }
-        }
+        // The request names the authority already: tonic builds its URI on the channel's
+        // origin (`Balance::origin`, given to every client the channel makes).
         // `grpc-timeout` was written with the request, a moment ago; should it go out only
         // after a wait for an endpoint or a resend, the time since comes off it.
         let arrived = Instant::now();
