@@ -23,6 +23,11 @@ use tracing_subscriber::fmt::MakeWriter;
 /// Lines held before they are written out.
 const CAPACITY: usize = 64 * 1024;
 
+/// Room past `CAPACITY` in each buffer, for the line that fills it: a buffer grown by that line
+/// (copied to a new allocation) and shrunk back after its write (copied again) cost a busy
+/// server ~1 % of its CPU. Only a line longer than this grows a buffer.
+const HEADROOM: usize = 8 * 1024;
+
 /// Gathers log lines and writes them to `W` in blocks (see the module's documentation).
 ///
 /// Cloning shares the buffer.
@@ -72,10 +77,10 @@ impl<W: Write + Send + 'static> BufferedLog<W> {
     /// Buffers lines for `out`, writing them at least every `interval` (1 ms at least).
     pub fn new(out: W, interval: Duration) -> BufferedLog<W> {
         let shared = Arc::new(Shared {
-            lines: Mutex::new(Vec::with_capacity(CAPACITY)),
+            lines: Mutex::new(Vec::with_capacity(CAPACITY + HEADROOM)),
             out: Mutex::new(Out {
                 writer: out,
-                spare: Vec::with_capacity(CAPACITY),
+                spare: Vec::with_capacity(CAPACITY + HEADROOM),
             }),
             flusher: Mutex::new(None),
             failure_reported: AtomicBool::new(false),
@@ -214,8 +219,8 @@ impl<W: Write> Shared<W> {
             );
         }
         block.clear();
-        // A block grown past the usual size (a huge line) is not kept.
-        block.shrink_to(CAPACITY);
+        // A block grown past the usual size (by a huge line) is not kept.
+        block.shrink_to(CAPACITY + HEADROOM);
         *spare = block;
         written
     }
@@ -338,6 +343,38 @@ mod tests {
         log.make_writer().write_all(&line).expect("append");
         assert_eq!(blocks.count(), 1, "crossing 64 KiB writes");
         assert_eq!(blocks.text().len(), CAPACITY - CAPACITY % 1000 + 1000);
+    }
+
+    #[test]
+    fn filling_blocks_with_lines_reallocates_no_buffer_and_a_huge_lines_growth_is_undone() {
+        let blocks = Blocks::default();
+        let log = BufferedLog::new(blocks.clone(), HOUR);
+        let buffers = || {
+            let lines = log.shared.lines().as_ptr();
+            let spare = log.shared.out.lock().expect("out").spare.as_ptr();
+            [lines, spare]
+        };
+        let mut line = [b'x'; 999];
+        line[998] = b'\n';
+        let mut before = buffers();
+        before.sort();
+        // Five blocks: each buffer is filled (and crossed by its last line) more than twice.
+        for _ in 0..5 * (CAPACITY / line.len() + 1) {
+            log.make_writer().write_all(&line).expect("append");
+        }
+        assert_eq!(blocks.count(), 5);
+        let mut after = buffers();
+        after.sort();
+        assert_eq!(before, after, "the same two buffers take turns");
+
+        let huge = vec![b'y'; CAPACITY + 2 * HEADROOM];
+        log.make_writer().write_all(&huge).expect("append");
+        assert_eq!(blocks.count(), 6, "a huge line goes out at once");
+        let capacities = [
+            log.shared.lines().capacity(),
+            log.shared.out.lock().expect("out").spare.capacity(),
+        ];
+        assert_eq!(capacities, [CAPACITY + HEADROOM; 2]);
     }
 
     #[test]
