@@ -1,21 +1,29 @@
-//! A log writer that gathers lines in memory and writes them in large blocks.
+//! A log writer that gathers lines in memory and writes them in large blocks, off the threads
+//! that log.
 //!
 //! An access log writes a line per request; a write system call per line (or per 8 KiB of a
 //! `BufWriter`) was most of what the access log cost a busy server. Lines here are appended to
-//! one shared buffer (a short, uncontended lock and a copy) and written out when the buffer
-//! fills, every `interval` (by a background thread), at once for warnings and errors (so that
-//! what matters is never held back), and when the writer is flushed or dropped — as Envoy's
-//! file access logs do (64 KiB buffer, 1 s flush interval).
+//! one shared buffer (a short, uncontended lock and a copy). A buffer that fills is queued for
+//! the log's own thread, which writes it out — so a request never waits for the file system,
+//! whose writes can take milliseconds (a journal commit, dirty-page throttling) — as Envoy's file
+//! access logs do (64 KiB buffers, a flushing thread, 1 s flush interval). That thread also
+//! writes whatever gathered every `interval`; warnings and errors are written at once by the
+//! thread that logs them (so that what matters is never held back), and everything when the
+//! writer is flushed or dropped.
 //!
-//! A block the writer fails to take (a full disk) is dropped, and the first failure is
-//! reported on stderr: a log must not grow without bound or stall the requests it records.
+//! When the log's thread falls behind (a slow disk) and `MAX_QUEUED` full buffers wait, the
+//! thread that fills the next one writes them itself: the log's backpressure, so that memory
+//! stays bounded. A block the writer fails to take (a full disk) is dropped, and the first
+//! failure is reported on stderr: a log must not grow without bound or stall the requests it
+//! records.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
@@ -28,6 +36,10 @@ const CAPACITY: usize = 64 * 1024;
 /// server ~1 % of its CPU. Only a line longer than this grows a buffer.
 const HEADROOM: usize = 8 * 1024;
 
+/// Full buffers that may wait for the log's thread before the thread filling the next one
+/// writes them itself.
+const MAX_QUEUED: usize = 4;
+
 /// Gathers log lines and writes them to `W` in blocks (see the module's documentation).
 ///
 /// Cloning shares the buffer.
@@ -36,20 +48,32 @@ pub struct BufferedLog<W: Write + Send + 'static> {
 }
 
 struct Shared<W: Write> {
-    lines: Mutex<Vec<u8>>,
-    /// Taken while a block is written, so blocks leave in the order they were filled.
-    out: Mutex<Out<W>>,
-    /// The flushing thread, woken when the log is dropped so that it ends at once.
-    flusher: Mutex<Option<Thread>>,
+    lines: Mutex<Lines>,
+    /// Taken while blocks are written, so blocks leave in the order they were filled.
+    out: Mutex<W>,
+    /// The flushing thread: woken when a buffer fills, and when the log is dropped (so that it
+    /// ends at once). Unset if it could not be started.
+    flusher: OnceLock<Thread>,
     /// Whether a failed write was reported already.
     failure_reported: AtomicBool,
 }
 
-/// The writer, and the block last written: emptied and reused as the next buffer, so that
-/// filling the log allocates nothing and touches no fresh pages.
-struct Out<W> {
-    writer: W,
-    spare: Vec<u8>,
+/// The buffer being filled, the full ones waiting to be written, and emptied ones to reuse: so
+/// that filling the log allocates nothing and touches no fresh pages.
+struct Lines {
+    filling: Vec<u8>,
+    /// Oldest first.
+    full: VecDeque<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+}
+
+/// What a write-out takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// The full buffers only (the log's thread, woken by one).
+    Full,
+    /// The full buffers and the lines gathered since (a flush).
+    Everything,
 }
 
 thread_local! {
@@ -77,12 +101,13 @@ impl<W: Write + Send + 'static> BufferedLog<W> {
     /// Buffers lines for `out`, writing them at least every `interval` (1 ms at least).
     pub fn new(out: W, interval: Duration) -> BufferedLog<W> {
         let shared = Arc::new(Shared {
-            lines: Mutex::new(Vec::with_capacity(CAPACITY + HEADROOM)),
-            out: Mutex::new(Out {
-                writer: out,
-                spare: Vec::with_capacity(CAPACITY + HEADROOM),
+            lines: Mutex::new(Lines {
+                filling: new_buffer(),
+                full: VecDeque::with_capacity(MAX_QUEUED + 1),
+                spare: vec![new_buffer()],
             }),
-            flusher: Mutex::new(None),
+            out: Mutex::new(out),
+            flusher: OnceLock::new(),
             failure_reported: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&shared);
@@ -94,10 +119,10 @@ impl<W: Write + Send + 'static> BufferedLog<W> {
             .spawn(move || flush_every(&weak, interval));
         match spawned {
             Ok(handle) => {
-                *shared.flusher.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(handle.thread().clone());
+                let _ = shared.flusher.set(handle.thread().clone());
             }
-            // Lines still go out when the buffer fills, on warnings and on flush.
+            // Lines still go out when a buffer fills (written by the thread that filled it),
+            // on warnings and on flush.
             Err(e) => eprintln!(
                 "herald: no log flushing thread ({e}); lines are written when 64 KiB gather"
             ),
@@ -151,35 +176,58 @@ impl<'a, W: Write + Send + 'static> MakeWriter<'a> for BufferedLog<W> {
     }
 }
 
-/// Flushes `shared` every `interval` until it is gone (its drop wakes this thread).
+fn new_buffer() -> Vec<u8> {
+    Vec::with_capacity(CAPACITY + HEADROOM)
+}
+
+/// Writes `shared`'s full buffers when woken, and everything every `interval`, until it is
+/// gone (its drop wakes this thread).
 fn flush_every<W: Write>(shared: &Weak<Shared<W>>, interval: Duration) {
+    let mut flushed = Instant::now();
     loop {
-        std::thread::park_timeout(interval);
+        std::thread::park_timeout(interval.saturating_sub(flushed.elapsed()));
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        // A failure is reported once by `write_out`; the next interval tries again.
-        let _ = shared.flush();
+        let take = if flushed.elapsed() >= interval {
+            flushed = Instant::now();
+            Take::Everything
+        } else {
+            Take::Full
+        };
+        // A failure is reported once by `write_out`; the next block tries again.
+        let _ = shared.write_out(take);
     }
 }
 
 // === impl Shared ===
 
 impl<W: Write> Shared<W> {
-    fn lines(&self) -> MutexGuard<'_, Vec<u8>> {
+    fn lines(&self) -> MutexGuard<'_, Lines> {
         // A panic while appending leaves at worst a partial line: keep logging.
         self.lines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn append(&self, line: &[u8]) -> io::Result<()> {
-        {
+        let queued = {
             let mut lines = self.lines();
-            lines.extend_from_slice(line);
-            if lines.len() < CAPACITY || WRITING.get() {
+            lines.filling.extend_from_slice(line);
+            if lines.filling.len() < CAPACITY || WRITING.get() {
                 return Ok(());
             }
+            let next = lines.spare.pop().unwrap_or_else(new_buffer);
+            let full = std::mem::replace(&mut lines.filling, next);
+            lines.full.push_back(full);
+            lines.full.len()
+        };
+        match self.flusher.get() {
+            Some(flusher) if queued <= MAX_QUEUED => {
+                flusher.unpark();
+                Ok(())
+            }
+            // The log's thread is behind (or missing): this thread waits for the output.
+            _ => self.write_out(Take::Full),
         }
-        self.write_out()
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -187,52 +235,66 @@ impl<W: Write> Shared<W> {
             // The writer logged while writing: its lines go out with the next block.
             return Ok(());
         }
-        self.write_out()
+        self.write_out(Take::Everything)
     }
 
-    /// Writes the gathered lines as one block.
+    /// Writes the full buffers, oldest first, and with `Take::Everything` the lines gathered
+    /// since (once: lines appended meanwhile wait for the next write-out).
     ///
-    /// The output lock is taken first and the buffer's only after, for as long as it takes
-    /// to swap it for the spare: blocks leave in the order they were taken, and no thread
-    /// waits for the output while holding the buffer — which a writer that logs needs, from
-    /// whatever thread it runs on. (Appends that find the buffer full while a block is being
-    /// written wait here for that write: the log's backpressure.)
-    fn write_out(&self) -> io::Result<()> {
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let Out { writer, spare } = &mut *out;
-        let mut block = {
-            let mut lines = self.lines();
-            if lines.is_empty() {
-                return Ok(());
+    /// The output lock is taken first and the buffers' only to take one and to hand it back
+    /// emptied: blocks leave in the order they were filled, and no thread waits for the output
+    /// while holding the buffers — which a writer that logs needs, from whatever thread it
+    /// runs on. The first failure is returned (and reported once); the blocks after it are
+    /// still tried.
+    fn write_out(&self, take: Take) -> io::Result<()> {
+        let mut writer = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let mut take_filling = take == Take::Everything;
+        let mut result = Ok(());
+        loop {
+            let mut block = {
+                let mut lines = self.lines();
+                if let Some(full) = lines.full.pop_front() {
+                    full
+                } else if take_filling && !lines.filling.is_empty() {
+                    take_filling = false;
+                    let next = lines.spare.pop().unwrap_or_else(new_buffer);
+                    std::mem::replace(&mut lines.filling, next)
+                } else {
+                    return result;
+                }
+            };
+            WRITING.set(true);
+            let written = writer.write_all(&block).and_then(|()| writer.flush());
+            WRITING.set(false);
+            if let Err(e) = written {
+                if !self.failure_reported.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "herald: cannot write the log ({e}); {} bytes of lines dropped \
+                         (reported once)",
+                        block.len()
+                    );
+                }
+                if result.is_ok() {
+                    result = Err(e);
+                }
             }
-            std::mem::replace(&mut *lines, std::mem::take(spare))
-        };
-        WRITING.set(true);
-        let written = writer.write_all(&block).and_then(|()| writer.flush());
-        WRITING.set(false);
-        if let Err(e) = &written
-            && !self.failure_reported.swap(true, Ordering::Relaxed)
-        {
-            eprintln!(
-                "herald: cannot write the log ({e}); {} bytes of lines dropped (reported once)",
-                block.len()
-            );
+            block.clear();
+            // A block grown past the usual size (by a huge line) is not kept.
+            block.shrink_to(CAPACITY + HEADROOM);
+            self.lines().spare.push(block);
         }
-        block.clear();
-        // A block grown past the usual size (by a huge line) is not kept.
-        block.shrink_to(CAPACITY + HEADROOM);
-        *spare = block;
-        written
     }
 }
 
 impl<W: Write> Drop for Shared<W> {
     fn drop(&mut self) {
         let lines = self.lines.get_mut().unwrap_or_else(|e| e.into_inner());
-        let out = &mut self.out.get_mut().unwrap_or_else(|e| e.into_inner()).writer;
-        let _ = out.write_all(lines).and_then(|()| out.flush());
-        let flusher = self.flusher.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some(thread) = flusher.take() {
+        let out = self.out.get_mut().unwrap_or_else(|e| e.into_inner());
+        for block in lines.full.iter().chain([&lines.filling]) {
+            let _ = out.write_all(block);
+        }
+        let _ = out.flush();
+        if let Some(thread) = self.flusher.get() {
             thread.unpark();
         }
     }
@@ -331,50 +393,136 @@ mod tests {
         assert_eq!(blocks.text(), expected);
     }
 
+    /// Waits (at most 10 s) for `done`.
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let waited = std::time::Instant::now();
+        while !done() {
+            assert!(waited.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
-    fn a_full_buffer_is_written_without_waiting() {
+    fn a_full_buffer_is_written_by_the_logs_thread_while_the_appender_goes_on() {
         let blocks = Blocks::default();
-        let log = BufferedLog::new(blocks.clone(), HOUR);
+        let writers = Arc::new(Mutex::new(Vec::new()));
+        // Each write waits to be let through, and notes the thread it ran on.
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let out = Hooked(blocks.clone(), {
+            let writers = writers.clone();
+            move |_: &[u8]| {
+                let _ = released.recv_timeout(Duration::from_secs(10));
+                let name = std::thread::current().name().map(str::to_owned);
+                writers.lock().expect("writers").push(name);
+                Ok(())
+            }
+        });
+        let log = BufferedLog::new(out, HOUR);
         let line = [b'x'; 1000];
         for _ in 0..(CAPACITY / line.len()) {
             log.make_writer().write_all(&line).expect("append");
         }
+        std::thread::sleep(Duration::from_millis(20));
         assert_eq!(blocks.count(), 0, "just under 64 KiB stays");
         log.make_writer().write_all(&line).expect("append");
-        assert_eq!(blocks.count(), 1, "crossing 64 KiB writes");
+        // The append returned while the write waits.
+        assert_eq!(blocks.count(), 0);
+        release.send(()).expect("release");
+        wait_for("the full buffer is written", || blocks.count() == 1);
         assert_eq!(blocks.text().len(), CAPACITY - CAPACITY % 1000 + 1000);
+        let writers = writers.lock().expect("writers").clone();
+        assert_eq!(writers, [Some("herald-log-flush".to_owned())]);
+    }
+
+    #[test]
+    fn when_the_logs_thread_falls_behind_the_appender_waits_and_no_line_is_lost() {
+        let blocks = Blocks::default();
+        // No write finishes until the sender is dropped.
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let out = Hooked(blocks.clone(), move |_: &[u8]| {
+            let _ = released.recv_timeout(Duration::from_secs(10));
+            Ok(())
+        });
+        let log = BufferedLog::new(out, HOUR);
+        // 66 numbered lines of 1000 bytes fill a buffer; enough for three more buffers than
+        // may wait.
+        let lines: Vec<String> = (0..66 * (MAX_QUEUED + 3))
+            .map(|i| format!("{i:0999}\n"))
+            .collect();
+        let (done, finished) = std::sync::mpsc::channel();
+        let filler = {
+            let (log, lines) = (log.clone(), lines.clone());
+            std::thread::spawn(move || {
+                for line in &lines {
+                    log.make_writer()
+                        .write_all(line.as_bytes())
+                        .expect("append");
+                }
+                let _ = done.send(());
+            })
+        };
+        wait_for("the buffers queue up", || {
+            log.shared.lines().full.len() >= MAX_QUEUED
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_millis(200)).is_err(),
+            "the appender waits for the output"
+        );
+        assert!(log.shared.lines().full.len() <= MAX_QUEUED + 1);
+        drop(release);
+        filler.join().expect("filler");
+        log.flush().expect("flush");
+        assert_eq!(blocks.text(), lines.concat());
     }
 
     #[test]
     fn filling_blocks_with_lines_reallocates_no_buffer_and_a_huge_lines_growth_is_undone() {
         let blocks = Blocks::default();
-        let log = BufferedLog::new(blocks.clone(), HOUR);
-        let buffers = || {
-            let lines = log.shared.lines().as_ptr();
-            let spare = log.shared.out.lock().expect("out").spare.as_ptr();
-            [lines, spare]
-        };
+        // Where each written block lies in memory.
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let out = Hooked(blocks.clone(), {
+            let written = written.clone();
+            move |block: &[u8]| {
+                written
+                    .lock()
+                    .expect("written")
+                    .push(block.as_ptr() as usize);
+                Ok(())
+            }
+        });
+        let log = BufferedLog::new(out, HOUR);
         let mut line = [b'x'; 999];
         line[998] = b'\n';
-        let mut before = buffers();
-        before.sort();
-        // Five blocks: each buffer is filled (and crossed by its last line) more than twice.
-        for _ in 0..5 * (CAPACITY / line.len() + 1) {
+        // 66 such lines cross 64 KiB; the 66th is where a buffer without headroom would grow.
+        let mut filled = Vec::new();
+        for i in 1..=5 * 66 {
+            if i % 66 == 0 {
+                filled.push(log.shared.lines().filling.as_ptr() as usize);
+            }
             log.make_writer().write_all(&line).expect("append");
         }
-        assert_eq!(blocks.count(), 5);
-        let mut after = buffers();
-        after.sort();
-        assert_eq!(before, after, "the same two buffers take turns");
+        wait_for("five blocks are written", || blocks.count() == 5);
+        assert_eq!(
+            *written.lock().expect("written"),
+            filled,
+            "each block is written from the buffer it was filled in"
+        );
 
         let huge = vec![b'y'; CAPACITY + 2 * HEADROOM];
         log.make_writer().write_all(&huge).expect("append");
-        assert_eq!(blocks.count(), 6, "a huge line goes out at once");
-        let capacities = [
-            log.shared.lines().capacity(),
-            log.shared.out.lock().expect("out").spare.capacity(),
-        ];
-        assert_eq!(capacities, [CAPACITY + HEADROOM; 2]);
+        wait_for("the huge line is written", || blocks.count() == 6);
+        // Waits for the log's thread to hand the buffer back.
+        log.flush().expect("flush");
+        let lines = log.shared.lines();
+        let buffers: Vec<&Vec<u8>> = [&lines.filling]
+            .into_iter()
+            .chain(&lines.spare)
+            .chain(&lines.full)
+            .collect();
+        assert!(buffers.len() <= MAX_QUEUED + 2, "{} buffers", buffers.len());
+        for buffer in buffers {
+            assert_eq!(buffer.capacity(), CAPACITY + HEADROOM);
+        }
     }
 
     #[test]
