@@ -286,12 +286,17 @@ impl Context {
         earliest(self.inner.deadline, cap.map(|c| now + c))
     }
 
-    /// Writes what a child call with `deadline` carries: `grpc-timeout` (the time left
-    /// now, so call this as late as possible before sending), the request id and the
+    /// Writes what a child call with `deadline` carries: `grpc-timeout` (the time left at
+    /// `now`, so write it as late as possible before sending), the request id and the
     /// propagated headers.
-    pub(crate) fn write_child_headers(&self, headers: &mut HeaderMap, deadline: Option<Instant>) {
+    pub(crate) fn write_child_headers(
+        &self,
+        headers: &mut HeaderMap,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) {
         if let Some(deadline) = deadline {
-            let budget = deadline.saturating_duration_since(Instant::now());
+            let budget = deadline.saturating_duration_since(now);
             headers.insert(
                 header_names::GRPC_TIMEOUT.clone(),
                 timeout::header_value(budget),
@@ -443,6 +448,7 @@ mod tests {
         ctx.write_child_headers(
             &mut out,
             ctx.child_deadline(Instant::now(), Some(Duration::from_millis(100))),
+            Instant::now(),
         );
         let sent = |out: &HeaderMap| timeout::parse(out["grpc-timeout"].as_bytes()).expect("valid");
         assert_eq!(sent(&out), Duration::from_millis(50));
@@ -454,6 +460,7 @@ mod tests {
         ctx.write_child_headers(
             &mut out,
             ctx.child_deadline(Instant::now(), Some(Duration::from_millis(20))),
+            Instant::now(),
         );
         assert_eq!(sent(&out), Duration::from_millis(20));
     }

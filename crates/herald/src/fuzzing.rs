@@ -201,10 +201,8 @@ pub fn request_metadata(data: &[u8]) {
 
     let cap = Duration::from_millis(100);
     let mut out = HeaderMap::new();
-    ctx.write_child_headers(
-        &mut out,
-        ctx.child_deadline(tokio::time::Instant::now(), Some(cap)),
-    );
+    let now = tokio::time::Instant::now();
+    ctx.write_child_headers(&mut out, ctx.child_deadline(now, Some(cap)), now);
     let budget = out
         .get(timeout::GRPC_TIMEOUT)
         .map(|v| timeout::parse(v.as_bytes()));

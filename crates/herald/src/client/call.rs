@@ -24,7 +24,7 @@ use tonic_prost::ProstCodec;
 use crate::Code;
 use crate::MetadataCapture;
 use crate::app_error::AppError;
-use crate::client::balance::Balance;
+use crate::client::balance::{Balance, CallHeaders};
 use crate::client::channel::Channel;
 use crate::client::observe::{BreakerEvent, CallEvent};
 use crate::client::replay::{Replay, Requests};
@@ -102,7 +102,7 @@ impl Channel {
         E: AppError,
     {
         self.call(ctx, method, &|| true, |mut grpc, attempt| {
-            let request = attempt.request(request.clone());
+            let request = tonic::Request::new(request.clone());
             let capture = attempt.ctx.capture().cloned();
             async move {
                 let result = grpc.unary(request, path(method), C::default()).await;
@@ -148,7 +148,7 @@ impl Channel {
         E: AppError,
     {
         self.call(ctx, method, &|| true, |mut grpc, attempt| {
-            let request = attempt.request(request.clone());
+            let request = tonic::Request::new(request.clone());
             let deadline = attempt.deadline;
             let capture = attempt.ctx.capture().cloned();
             async move {
@@ -183,7 +183,7 @@ impl Channel {
         let requests = Requests::new(requests, method.client.retry.is_some());
         let replayable = || requests.replayable();
         self.call(ctx, method, &replayable, |mut grpc, attempt| {
-            let request = requests.next_attempt().map(|r| attempt.request(r));
+            let request = requests.next_attempt().map(tonic::Request::new);
             let replay = requests.replay();
             let capture = attempt.ctx.capture().cloned();
             async move {
@@ -239,7 +239,7 @@ impl Channel {
         let requests = Requests::new(requests, method.client.retry.is_some());
         let replayable = || requests.replayable();
         self.call(ctx, method, &replayable, |mut grpc, attempt| {
-            let request = requests.next_attempt().map(|r| attempt.request(r));
+            let request = requests.next_attempt().map(tonic::Request::new);
             let replay = requests.replay();
             let deadline = attempt.deadline;
             let capture = attempt.ctx.capture().cloned();
@@ -343,7 +343,7 @@ impl Channel {
         };
         // Each attempt's future boxed: tonic's is kilobytes, and unboxed it would make every
         // future above it (the caller's included) as large, moved by copying at each level.
-        let attempts_made = retries.run(|| Box::pin(attempt(self.grpc(), &context)));
+        let attempts_made = retries.run(|| Box::pin(attempt(self.grpc(&context), &context)));
         let (result, ended) = match within(deadline, attempts_made).await {
             Some((result, ended)) => (result.map_err(|status| call_error(method, &status)), ended),
             None => (
@@ -372,10 +372,16 @@ impl Channel {
         result
     }
 
-    /// A tonic client over the balancer, with the channel's compression.
-    fn grpc(&self) -> Grpc {
+    /// A tonic client over the balancer, with the channel's compression; the balancer writes
+    /// what the attempt's request carries from the context.
+    fn grpc(&self, attempt: &Attempt<'_>) -> Grpc {
         let balance = &self.inner.balance;
-        let grpc = Grpc::with_origin(balance.clone(), balance.origin().clone())
+        let call = CallHeaders {
+            ctx: attempt.ctx.clone(),
+            deadline: attempt.deadline,
+            trace: attempt.trace.cloned(),
+        };
+        let grpc = Grpc::with_origin(balance.for_call(call), balance.origin().clone())
             .accept_compressed(compression::ACCEPTED);
         match self.inner.compression {
             Some(compression) => grpc.send_compressed(compression.encoding()),
@@ -415,32 +421,12 @@ impl Channel {
     }
 }
 
-/// What an attempt's request is made of.
+/// What an attempt's request carries from the call (the balancer writes it: [`CallHeaders`]).
 struct Attempt<'a> {
     ctx: &'a Context,
     deadline: Option<Instant>,
     /// The call's span, when tracing is on: the callee's parent.
     trace: Option<&'a crate::observe::trace::Trace>,
-}
-
-// === impl Attempt ===
-
-impl Attempt<'_> {
-    /// The request carrying what travels from the context. Should it go out only after a
-    /// wait for an endpoint or a resend, the balancer takes the time since off
-    /// `grpc-timeout`, so time spent connecting is not handed to the callee as budget.
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut headers = http::HeaderMap::new();
-        self.ctx.write_child_headers(&mut headers, self.deadline);
-        if let Some(trace) = self.trace {
-            crate::observe::trace::inject(trace, &mut headers);
-        }
-        tonic::Request::from_parts(
-            MetadataMap::from_headers(headers),
-            tonic::Extensions::default(),
-            message,
-        )
-    }
 }
 
 /// The call error of a failed attempt; local when it provably reached no handler.

@@ -78,6 +78,23 @@ pub enum LoadBalancing {
 #[derive(Clone)]
 pub(crate) struct Balance {
     shared: Arc<Shared>,
+    /// What the requests of one call carry from its context ([`Balance::for_call`]).
+    call: Option<CallHeaders>,
+}
+
+/// What a call's requests carry from its context: `grpc-timeout`, the request id, the
+/// propagated headers and `traceparent`.
+///
+/// Written by the balancer as each request reaches it, not put in the tonic request's
+/// metadata: tonic sifts a non-empty metadata map for reserved headers on every request (six
+/// hashed lookups), and the balancer reads the clock at that moment anyway, to time a wait
+/// for an endpoint.
+#[derive(Clone)]
+pub(crate) struct CallHeaders {
+    pub(crate) ctx: crate::Context,
+    pub(crate) deadline: Option<Instant>,
+    /// The call's span, when tracing is on: the callee's parent.
+    pub(crate) trace: Option<crate::observe::trace::Trace>,
 }
 
 /// Settings of a balancer, validated by the channel's builder.
@@ -131,6 +148,7 @@ impl Balance {
             .build()
             .expect("an authority with a scheme is a valid origin");
         Balance {
+            call: None,
             shared: Arc::new(Shared {
                 authority,
                 origin,
@@ -144,6 +162,14 @@ impl Balance {
                 discovered: AtomicBool::new(false),
                 discovery_error: Mutex::new(None),
             }),
+        }
+    }
+
+    /// This balancer, writing `call`'s headers on each request.
+    pub(crate) fn for_call(&self, call: CallHeaders) -> Balance {
+        Balance {
+            shared: self.shared.clone(),
+            call: Some(call),
         }
     }
 
@@ -173,11 +199,20 @@ impl tower::Service<Request<Body>> for Balance {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let arrived = Instant::now();
+        if let Some(call) = &self.call {
+            let headers = request.headers_mut();
+            call.ctx
+                .write_child_headers(headers, call.deadline, arrived);
+            if let Some(trace) = &call.trace {
+                crate::observe::trace::inject(trace, headers);
+            }
+        }
         let shared = self.shared.clone();
         Box::pin(async move {
             shared
-                .send(request)
+                .send(request, arrived)
                 .await
                 .map_err(|status| Box::new(status) as BoxError)
         })
@@ -197,15 +232,17 @@ impl fmt::Debug for Balance {
 // === impl Shared ===
 
 impl Shared {
+    /// Sends `request`, which reached the balancer at `arrived`.
     async fn send(
         self: Arc<Self>,
         mut request: Request<Body>,
+        arrived: Instant,
     ) -> Result<Response<ResponseBody>, tonic::Status> {
         // The request names the authority already: tonic builds its URI on the channel's
         // origin (`Balance::origin`, given to every client the channel makes).
-        // `grpc-timeout` was written with the request, a moment ago; should it go out only
-        // after a wait for an endpoint or a resend, the time since comes off it.
-        let arrived = Instant::now();
+        // `grpc-timeout` was written at `arrived` (by `Balance::call`, or by the caller);
+        // should the request go out only after a wait for an endpoint or a resend, the time
+        // since comes off it.
         let mut budget = None;
         let mut names_claimed = false;
         for pass in 0..RESENDS {
@@ -459,8 +496,12 @@ mod tests {
     #[test]
     fn the_call_headers_are_written_never_indexed() {
         let mut headers = HeaderMap::new();
-        crate::Context::background()
-            .write_child_headers(&mut headers, Some(Instant::now() + Duration::from_secs(1)));
+        let now = Instant::now();
+        crate::Context::background().write_child_headers(
+            &mut headers,
+            Some(now + Duration::from_secs(1)),
+            now,
+        );
         for name in [&header_names::REQUEST_ID, &header_names::GRPC_TIMEOUT] {
             assert!(headers[name].is_sensitive(), "{name}");
         }
