@@ -140,8 +140,14 @@ impl std::fmt::Debug for ResponseBody {
 }
 
 /// The outcome a `grpc-status` header says, if there is one.
+///
+/// Found by walking the map rather than by a hashed lookup: a response's head and trailers
+/// hold a few entries, and the walk (one comparison of lengths for most names) costs less
+/// than hashing the name — on every call.
 fn outcome(headers: &HeaderMap) -> Option<Outcome> {
-    let status = headers.get(&crate::header_names::GRPC_STATUS)?;
+    let (_, status) = headers
+        .iter()
+        .find(|(name, _)| **name == crate::header_names::GRPC_STATUS)?;
     let code = std::str::from_utf8(status.as_bytes())
         .ok()
         .and_then(|s| s.parse::<i32>().ok())
@@ -151,4 +157,47 @@ fn outcome(headers: &HeaderMap) -> Option<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(entries: &[(&'static str, &'static str)]) -> HeaderMap {
+        entries
+            .iter()
+            .map(|(name, value)| {
+                (
+                    http::HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_outcome_is_read_from_grpc_status_among_other_entries() {
+        let answered = |status| {
+            outcome(&headers(&[
+                ("content-type", "application/grpc"),
+                ("grpc-message", "x"),
+                ("grpc-status", status),
+                ("grpc-statuses", "14"),
+            ]))
+        };
+        assert_eq!(answered("0"), Some(Outcome::Success));
+        assert_eq!(
+            answered("5"),
+            Some(Outcome::Success),
+            "NOT_FOUND is the request's"
+        );
+        for failure in ["13", "14", "15"] {
+            assert_eq!(answered(failure), Some(Outcome::Failure), "{failure}");
+        }
+        assert_eq!(answered("x"), Some(Outcome::Success), "unreadable: UNKNOWN");
+        assert_eq!(outcome(&headers(&[("grpc-statuses", "14")])), None);
+        assert_eq!(outcome(&HeaderMap::new()), None);
+    }
 }
