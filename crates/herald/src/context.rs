@@ -150,8 +150,15 @@ impl Context {
 
     /// This context with a header propagated to every call made with it (and onward, by
     /// servers whose [`Propagation`] allows it), replacing an earlier value of that header.
+    ///
+    /// The names gRPC and HTTP/2 own (`content-type`, `te`, `grpc-*`) and those herald writes
+    /// on every call itself (`x-request-id`, `traceparent`, `tracestate`) are not carried: the
+    /// context is returned unchanged.
     #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Context {
+        if !may_propagate(&name) {
+            return self;
+        }
         let inner = Arc::make_mut(&mut self.inner);
         inner.propagated.retain(|(n, _)| *n != name);
         inner.propagated.push((name, value));
@@ -337,10 +344,11 @@ impl fmt::Debug for Context {
 // === impl Propagation ===
 
 impl Propagation {
-    /// Propagates exactly these headers.
+    /// Propagates exactly these headers — less those a context cannot carry (see
+    /// [`Context::with_header`]).
     pub fn new(headers: impl IntoIterator<Item = HeaderName>) -> Propagation {
         Propagation {
-            headers: headers.into_iter().collect(),
+            headers: headers.into_iter().filter(may_propagate).collect(),
         }
     }
 
@@ -366,6 +374,28 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (a, None) => a,
         (None, b) => b,
     }
+}
+
+/// Whether a context may carry `name` to the calls made with it: not a name gRPC or HTTP/2
+/// own, nor one herald writes on every call (the client's balancer writes the context's
+/// headers after tonic's own, so one of these would replace them).
+fn may_propagate(name: &HeaderName) -> bool {
+    const NOT_PROPAGATED: [&str; 13] = [
+        "content-type",
+        "te",
+        "user-agent",
+        "grpc-status",
+        "grpc-message",
+        "grpc-message-type",
+        "grpc-status-details-bin",
+        "grpc-encoding",
+        "grpc-accept-encoding",
+        "grpc-timeout",
+        REQUEST_ID,
+        "traceparent",
+        "tracestate",
+    ];
+    !NOT_PROPAGATED.contains(&name.as_str())
 }
 
 fn valid_request_id(id: &HeaderValue) -> bool {
@@ -434,6 +464,38 @@ mod tests {
         assert_eq!(ctx.remaining(), Some(Duration::from_millis(500)));
         tokio::time::advance(Duration::from_millis(500)).await;
         assert!(ctx.is_expired());
+    }
+
+    #[test]
+    fn a_context_does_not_carry_the_names_grpc_and_herald_own() {
+        let value = HeaderValue::from_static("1");
+        let mut ctx =
+            Context::background().with_header(HeaderName::from_static("x-tenant"), value.clone());
+        let owned = [
+            "content-type",
+            "te",
+            "grpc-status",
+            "grpc-timeout",
+            "x-request-id",
+            "traceparent",
+        ];
+        for name in owned {
+            ctx = ctx.with_header(HeaderName::from_static(name), value.clone());
+        }
+        let now = Instant::now();
+        let mut out = HeaderMap::new();
+        ctx.write_child_headers(&mut out, Some(now + Duration::from_secs(1)), now);
+        assert_eq!(out["x-tenant"], "1");
+        assert_eq!(out["x-request-id"], ctx.request_id());
+        assert_eq!(out["grpc-timeout"], "1000000u");
+        for name in ["content-type", "te", "grpc-status", "traceparent"] {
+            assert!(!out.contains_key(name), "{name}");
+        }
+
+        let propagation = Propagation::new(
+            ["te", "x-tenant", "grpc-timeout", "content-type"].map(HeaderName::from_static),
+        );
+        assert_eq!(propagation.headers(), [HeaderName::from_static("x-tenant")]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -70,7 +70,10 @@ struct Lines {
 /// What a write-out takes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Take {
-    /// The full buffers only (the log's thread, woken by one).
+    /// The oldest full buffer (a thread that found too many waiting: one block for the one
+    /// it queued, so that no thread ends up writing everyone's lines while they keep coming).
+    Oldest,
+    /// The full buffers (the log's thread, woken by one).
     Full,
     /// The full buffers and the lines gathered since (a flush).
     Everything,
@@ -100,16 +103,7 @@ pub struct LineWriter<'a, W: Write + Send + 'static> {
 impl<W: Write + Send + 'static> BufferedLog<W> {
     /// Buffers lines for `out`, writing them at least every `interval` (1 ms at least).
     pub fn new(out: W, interval: Duration) -> BufferedLog<W> {
-        let shared = Arc::new(Shared {
-            lines: Mutex::new(Lines {
-                filling: new_buffer(),
-                full: VecDeque::with_capacity(MAX_QUEUED + 1),
-                spare: vec![new_buffer()],
-            }),
-            out: Mutex::new(out),
-            flusher: OnceLock::new(),
-            failure_reported: AtomicBool::new(false),
-        });
+        let shared = Shared::new(out);
         let weak = Arc::downgrade(&shared);
         let interval = interval.max(Duration::from_millis(1));
         // A thread of its own: the writer serves code outside any runtime (and the process's
@@ -195,14 +189,33 @@ fn flush_every<W: Write>(shared: &Weak<Shared<W>>, interval: Duration) {
         } else {
             Take::Full
         };
-        // A failure is reported once by `write_out`; the next block tries again.
-        let _ = shared.write_out(take);
+        // A failure is reported once by `write_out`; the next block tries again. A writer
+        // that panics loses its block, not the log's thread: lines keep going out.
+        let wrote =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.write_out(take)));
+        if wrote.is_err() && !shared.failure_reported.swap(true, Ordering::Relaxed) {
+            eprintln!("herald: the log's writer panicked; its block was dropped (reported once)");
+        }
     }
 }
 
 // === impl Shared ===
 
 impl<W: Write> Shared<W> {
+    /// The log's state, with no thread yet.
+    fn new(out: W) -> Arc<Shared<W>> {
+        Arc::new(Shared {
+            lines: Mutex::new(Lines {
+                filling: new_buffer(),
+                full: VecDeque::with_capacity(MAX_QUEUED + 1),
+                spare: vec![new_buffer()],
+            }),
+            out: Mutex::new(out),
+            flusher: OnceLock::new(),
+            failure_reported: AtomicBool::new(false),
+        })
+    }
+
     fn lines(&self) -> MutexGuard<'_, Lines> {
         // A panic while appending leaves at worst a partial line: keep logging.
         self.lines.lock().unwrap_or_else(|e| e.into_inner())
@@ -226,7 +239,7 @@ impl<W: Write> Shared<W> {
                 Ok(())
             }
             // The log's thread is behind (or missing): this thread waits for the output.
-            _ => self.write_out(Take::Full),
+            _ => self.write_out(Take::Oldest),
         }
     }
 
@@ -238,8 +251,9 @@ impl<W: Write> Shared<W> {
         self.write_out(Take::Everything)
     }
 
-    /// Writes the full buffers, oldest first, and with `Take::Everything` the lines gathered
-    /// since (once: lines appended meanwhile wait for the next write-out).
+    /// Writes the full buffers, oldest first (only the oldest with `Take::Oldest`), and with
+    /// `Take::Everything` the lines gathered since (once: lines appended meanwhile wait for
+    /// the next write-out).
     ///
     /// The output lock is taken first and the buffers' only to take one and to hand it back
     /// emptied: blocks leave in the order they were filled, and no thread waits for the output
@@ -250,9 +264,13 @@ impl<W: Write> Shared<W> {
         let mut writer = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let mut take_filling = take == Take::Everything;
         let mut result = Ok(());
+        let mut written = 0;
         loop {
             let mut block = {
                 let mut lines = self.lines();
+                if take == Take::Oldest && written == 1 {
+                    return result;
+                }
                 if let Some(full) = lines.full.pop_front() {
                     full
                 } else if take_filling && !lines.filling.is_empty() {
@@ -263,10 +281,12 @@ impl<W: Write> Shared<W> {
                     return result;
                 }
             };
-            WRITING.set(true);
-            let written = writer.write_all(&block).and_then(|()| writer.flush());
-            WRITING.set(false);
-            if let Err(e) = written {
+            written += 1;
+            let outcome = {
+                let _writing = Writing::start();
+                writer.write_all(&block).and_then(|()| writer.flush())
+            };
+            if let Err(e) = outcome {
                 if !self.failure_reported.swap(true, Ordering::Relaxed) {
                     eprintln!(
                         "herald: cannot write the log ({e}); {} bytes of lines dropped \
@@ -281,8 +301,29 @@ impl<W: Write> Shared<W> {
             block.clear();
             // A block grown past the usual size (by a huge line) is not kept.
             block.shrink_to(CAPACITY + HEADROOM);
-            self.lines().spare.push(block);
+            let mut lines = self.lines();
+            // As many as can wait, and the one being filled: more were made only by threads
+            // queuing at the same moment.
+            if lines.spare.len() <= MAX_QUEUED {
+                lines.spare.push(block);
+            }
         }
+    }
+}
+
+/// Marks this thread as writing a block out while alive, also when the writer panics.
+struct Writing;
+
+impl Writing {
+    fn start() -> Writing {
+        WRITING.set(true);
+        Writing
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        WRITING.set(false);
     }
 }
 
@@ -422,7 +463,6 @@ mod tests {
         for _ in 0..(CAPACITY / line.len()) {
             log.make_writer().write_all(&line).expect("append");
         }
-        std::thread::sleep(Duration::from_millis(20));
         assert_eq!(blocks.count(), 0, "just under 64 KiB stays");
         log.make_writer().write_all(&line).expect("append");
         // The append returned while the write waits.
@@ -432,6 +472,54 @@ mod tests {
         assert_eq!(blocks.text().len(), CAPACITY - CAPACITY % 1000 + 1000);
         let writers = writers.lock().expect("writers").clone();
         assert_eq!(writers, [Some("herald-log-flush".to_owned())]);
+    }
+
+    #[test]
+    fn a_writer_that_panics_on_the_logs_thread_loses_its_block_and_the_thread_goes_on() {
+        let blocks = Blocks::default();
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let out = Hooked(blocks.clone(), {
+            let writes = writes.clone();
+            move |_: &[u8]| {
+                assert!(
+                    writes.fetch_add(1, Ordering::SeqCst) > 0,
+                    "the first write panics"
+                );
+                Ok(())
+            }
+        });
+        let log = BufferedLog::new(out, HOUR);
+        let fill = |byte: u8| {
+            let mut line = [byte; 1000];
+            line[999] = b'\n';
+            for _ in 0..=(CAPACITY / line.len()) {
+                log.make_writer().write_all(&line).expect("append");
+            }
+        };
+        fill(b'a');
+        wait_for("the first write is tried", || {
+            writes.load(Ordering::SeqCst) == 1
+        });
+        fill(b'b');
+        wait_for("the next block is written", || blocks.count() == 1);
+        let text = blocks.text();
+        assert!(!text.contains('a'));
+        assert_eq!(text.matches('b').count(), 999 * (CAPACITY / 1000 + 1));
+    }
+
+    #[test]
+    fn a_thread_held_back_by_the_backlog_writes_one_block_not_all_of_them() {
+        // No log thread: nothing else writes.
+        let blocks = Blocks::default();
+        let shared = Shared::new(blocks.clone());
+        for block in ["1\n", "2\n", "3\n"] {
+            shared.lines().full.push_back(block.as_bytes().to_vec());
+        }
+        shared.write_out(Take::Oldest).expect("write");
+        assert_eq!(blocks.text(), "1\n");
+        assert_eq!(shared.lines().full.len(), 2);
+        shared.write_out(Take::Full).expect("write");
+        assert_eq!(blocks.text(), "1\n2\n3\n");
     }
 
     #[test]
@@ -620,11 +708,14 @@ mod tests {
     #[test]
     fn a_writer_that_logs_while_another_thread_fills_the_buffer_does_not_deadlock() {
         let blocks = Blocks::default();
-        // Appends a line to the log it writes for, slowly, from inside every write.
+        // Appends a line to the log it writes for, slowly, from inside every write (and says
+        // when a write begins).
         let cell = Arc::new(std::sync::OnceLock::<Weak<dyn LineSink>>::new());
+        let (began, writing_began) = std::sync::mpsc::channel::<()>();
         let echoing = Hooked(blocks.clone(), {
             let cell = cell.clone();
             move |_: &[u8]| {
+                let _ = began.send(());
                 std::thread::sleep(Duration::from_millis(100));
                 if let Some(log) = cell.get().and_then(Weak::upgrade) {
                     log.append_line(b"echo\n");
@@ -647,7 +738,9 @@ mod tests {
             })
         };
         let filling = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
+            writing_began
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the first block's write begins");
             let line = [b'x'; 1023];
             for _ in 0..=(CAPACITY / 1024) {
                 sink.append_line(&[&line[..], b"\n"].concat());
