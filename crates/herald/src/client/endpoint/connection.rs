@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::time::Instant;
 use tonic::body::Body;
 use tower::Service;
@@ -135,6 +135,27 @@ where
     }
 }
 
+/// Spawns hyper's futures boxed.
+///
+/// hyper's HTTP/2 client future is one enum for the connection's task and for each request's
+/// (its response, its body): as large as its largest variant, which holds the whole
+/// connection — kilobytes. Spawned as is, every request's future is copied at that size down
+/// tokio's spawn path into its task, and its task's stage is rewritten at that size when it
+/// ends: a visible share of a small call. Boxed first it is copied once, and the task holds a
+/// pointer (as tonic's own executor does).
+#[derive(Clone, Copy, Debug)]
+struct BoxingExecutor;
+
+impl<F> hyper::rt::Executor<F> for BoxingExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(Box::pin(future));
+    }
+}
+
 /// Connects to `addr` with `connector` (TCP, then TLS when configured), then HTTP/2.
 pub(crate) fn connect(
     connector: &Connector,
@@ -151,7 +172,7 @@ pub(crate) fn connect(
             .call(uri)
             .await
             .map_err(|e| describe(addr, &*e, None))?;
-        let mut http2 = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+        let mut http2 = hyper::client::conn::http2::Builder::new(BoxingExecutor);
         http2.timer(TokioTimer::new());
         keepalive.apply(&mut http2);
         let (sender, connection) = http2
