@@ -3,6 +3,7 @@
 //! services its own handlers call — even when one process hosts several servers. Lock-free on
 //! the call path after a pair's first call.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -12,7 +13,10 @@ use crate::cow_map::{AddressHash, CowMap};
 
 /// (calling method's contract address, or 0 outside any handler; called method's) → the
 /// services' names and the calls. Keyed by address, not name: a call hashes two words.
-type Pairs = CowMap<(usize, usize), Arc<Pair>, AddressHash>;
+type Pairs = CowMap<Key, Arc<Pair>, AddressHash>;
+
+/// (calling method's contract address or 0, called method's).
+type Key = (usize, usize);
 
 #[derive(Debug)]
 struct Pair {
@@ -26,20 +30,36 @@ fn pairs() -> &'static Pairs {
     PAIRS.get_or_init(Pairs::default)
 }
 
+thread_local! {
+    /// The pair this thread noted last: a thread mostly makes the same call again, and then
+    /// counts it without looking the pair up.
+    static LAST: RefCell<Option<(Key, Arc<Pair>)>> = const { RefCell::new(None) };
+}
+
 /// Notes one call from a handler of `from` (None: not from a handler) to `to`.
 pub(crate) fn note_call(from: Option<&'static MethodContract>, to: &'static MethodContract) {
     let address = |m: &'static MethodContract| std::ptr::from_ref(m) as usize;
     let key = (from.map_or(0, address), address(to));
-    pairs()
-        .get_or_insert_with(&key, || {
-            Arc::new(Pair {
-                from: from.map_or("", |m| m.service),
-                to: to.service,
-                calls: AtomicU64::new(0),
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((noted, pair)) = &*last
+            && *noted == key
+        {
+            pair.calls.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let pair = pairs()
+            .get_or_insert_with(&key, || {
+                Arc::new(Pair {
+                    from: from.map_or("", |m| m.service),
+                    to: to.service,
+                    calls: AtomicU64::new(0),
+                })
             })
-        })
-        .calls
-        .fetch_add(1, Ordering::Relaxed);
+            .clone();
+        pair.calls.fetch_add(1, Ordering::Relaxed);
+        *last = Some((key, pair));
+    });
 }
 
 /// The services called by handlers of `services`: (called service, calls), summed.
@@ -53,4 +73,47 @@ pub(crate) fn callees_of(services: &[&'static str]) -> Vec<(&'static str, u64)> 
     let mut all: Vec<_> = sums.into_iter().collect();
     all.sort();
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{ClientPolicy, RpcKind};
+
+    const fn method(service: &'static str) -> MethodContract {
+        MethodContract {
+            service,
+            method: "M",
+            path: "/deps-test/M",
+            kind: RpcKind::Unary,
+            deadline: None,
+            client: ClientPolicy {
+                timeout: None,
+                idempotent: false,
+                retry: None,
+                circuit_breaker: None,
+            },
+        }
+    }
+
+    static FROM: MethodContract = method("deps-test.From");
+    static A: MethodContract = method("deps-test.A");
+    static B: MethodContract = method("deps-test.B");
+
+    #[test]
+    fn calls_are_counted_per_pair_whatever_order_and_thread_they_come_from() {
+        for to in [&A, &A, &B, &A, &B] {
+            note_call(Some(&FROM), to);
+        }
+        std::thread::spawn(|| {
+            note_call(Some(&FROM), &A);
+            note_call(None, &B);
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(
+            callees_of(&["deps-test.From"]),
+            [("deps-test.A", 4), ("deps-test.B", 2)]
+        );
+    }
 }
