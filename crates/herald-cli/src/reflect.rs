@@ -223,19 +223,12 @@ pub(crate) fn contract_for(method: &MethodDescriptor) -> &'static MethodContract
     };
     let service = method.parent_service().full_name().to_owned();
     let path = format!("/{service}/{}", method.name());
-    Box::leak(Box::new(MethodContract {
-        service: service.leak(),
-        method: method.name().to_owned().leak(),
-        path: path.leak(),
+    Box::leak(Box::new(MethodContract::bare(
+        service.leak(),
+        method.name().to_owned().leak(),
+        path.leak(),
         kind,
-        deadline: None,
-        client: ClientPolicy {
-            timeout: None,
-            idempotent: false,
-            retry: None,
-            circuit_breaker: None,
-        },
-    }))
+    )))
 }
 
 #[cfg(test)]

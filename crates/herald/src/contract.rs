@@ -100,6 +100,31 @@ pub const MAX_ATTEMPTS: u32 = 5;
 // === impl MethodContract ===
 
 impl MethodContract {
+    /// A contract that says only where the method lives and its shape: no deadline and no
+    /// client policy (no timeout, not idempotent, no retries, no breaker). What a client
+    /// knows of a method found by reflection rather than generated from its `.proto`
+    /// (`herald call`), and the plainest contract for tests and fuzzing.
+    pub const fn bare(
+        service: &'static str,
+        method: &'static str,
+        path: &'static str,
+        kind: RpcKind,
+    ) -> MethodContract {
+        MethodContract {
+            service,
+            method,
+            path,
+            kind,
+            deadline: None,
+            client: ClientPolicy {
+                timeout: None,
+                idempotent: false,
+                retry: None,
+                circuit_breaker: None,
+            },
+        }
+    }
+
     /// `service/method`, the name used in logs and stats.
     pub fn full_name(&self) -> &'static str {
         // The path is "/{service}/{method}": skipping the slash gives the readable form.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
-use crate::contract::{ClientPolicy, MethodContract, RpcKind};
+use crate::contract::{MethodContract, RpcKind};
 use crate::limits::gcra::Gcra;
 use crate::limits::policy::{Acl, Compiled, Verdict};
 use crate::limits::{Limits, LimitsConfig, Rate};
@@ -220,19 +220,7 @@ pub fn request_metadata(data: &[u8]) {
 }
 
 const fn method(service: &'static str, method: &'static str, path: &'static str) -> MethodContract {
-    MethodContract {
-        service,
-        method,
-        path,
-        kind: RpcKind::Unary,
-        deadline: None,
-        client: ClientPolicy {
-            timeout: None,
-            idempotent: false,
-            retry: None,
-            circuit_breaker: None,
-        },
-    }
+    MethodContract::bare(service, method, path, RpcKind::Unary)
 }
 
 /// `format` then `parse`: never more than `budget`, less by under one unit of the unit

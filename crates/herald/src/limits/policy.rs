@@ -240,26 +240,14 @@ impl AdmissionPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{ClientPolicy, RpcKind};
+    use crate::contract::RpcKind;
 
     const fn method(
         service: &'static str,
         name: &'static str,
         path: &'static str,
     ) -> MethodContract {
-        MethodContract {
-            service,
-            method: name,
-            path,
-            kind: RpcKind::Unary,
-            deadline: None,
-            client: ClientPolicy {
-                timeout: None,
-                idempotent: false,
-                retry: None,
-                circuit_breaker: None,
-            },
-        }
+        MethodContract::bare(service, name, path, RpcKind::Unary)
     }
     static GET: MethodContract = method("cache.Cache", "Get", "/cache.Cache/Get");
     static DUMP: MethodContract = method("cache.Cache", "Dump", "/cache.Cache/Dump");

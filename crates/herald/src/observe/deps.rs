@@ -78,22 +78,10 @@ pub(crate) fn callees_of(services: &[&'static str]) -> Vec<(&'static str, u64)> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{ClientPolicy, RpcKind};
+    use crate::contract::RpcKind;
 
     const fn method(service: &'static str) -> MethodContract {
-        MethodContract {
-            service,
-            method: "M",
-            path: "/deps-test/M",
-            kind: RpcKind::Unary,
-            deadline: None,
-            client: ClientPolicy {
-                timeout: None,
-                idempotent: false,
-                retry: None,
-                circuit_breaker: None,
-            },
-        }
+        MethodContract::bare(service, "M", "/deps-test/M", RpcKind::Unary)
     }
 
     static FROM: MethodContract = method("deps-test.From");
