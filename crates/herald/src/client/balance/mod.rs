@@ -30,7 +30,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
@@ -200,19 +199,20 @@ impl tower::Service<Request<Body>> for Balance {
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let arrived = Instant::now();
+        let mut deadline = None;
         if let Some(call) = &self.call {
             let headers = request.headers_mut();
             call.ctx
-                .write_child_headers(headers, call.deadline, arrived);
+                .write_child_headers(headers, call.deadline, Instant::now());
             if let Some(trace) = &call.trace {
                 crate::observe::trace::inject(trace, headers);
             }
+            deadline = call.deadline;
         }
         let shared = self.shared.clone();
         Box::pin(async move {
             shared
-                .send(request, arrived)
+                .send(request, deadline)
                 .await
                 .map_err(|status| Box::new(status) as BoxError)
         })
@@ -232,29 +232,25 @@ impl fmt::Debug for Balance {
 // === impl Shared ===
 
 impl Shared {
-    /// Sends `request`, which reached the balancer at `arrived`.
+    /// Sends `request`, of a call with `deadline`.
     async fn send(
         self: Arc<Self>,
         mut request: Request<Body>,
-        arrived: Instant,
+        deadline: Option<Instant>,
     ) -> Result<Response<ResponseBody>, tonic::Status> {
         // The request names the authority already: tonic builds its URI on the channel's
         // origin (`Balance::origin`, given to every client the channel makes).
-        // `grpc-timeout` was written at `arrived` (by `Balance::call`, or by the caller);
-        // should the request go out only after a wait for an endpoint or a resend, the time
-        // since comes off it.
-        let mut budget = None;
+        // `grpc-timeout` was written as the request arrived (`Balance::call`); should it go
+        // out only after a wait for an endpoint or a resend, it is written again with the
+        // budget left then.
         let mut names_claimed = false;
         for pass in 0..RESENDS {
             let (endpoint, waited) = self.pick().await?;
             let Some(ReadyConnection { mut sender, names }) = endpoint.ready_connection() else {
                 continue;
             };
-            if pass > 0 || waited {
-                let written = *budget.get_or_insert_with(|| written_timeout(request.headers()));
-                if let Some(written) = written {
-                    set_timeout(request.headers_mut(), written, arrived.elapsed());
-                }
+            if let Some(deadline) = deadline.filter(|_| pass > 0 || waited) {
+                refresh_timeout(request.headers_mut(), deadline, Instant::now());
             }
             if names_claimed {
                 // Claimed on a connection that gave the request back: not this one's.
@@ -433,18 +429,12 @@ impl Drop for Shared {
     }
 }
 
-/// The budget `grpc-timeout` gave when the request was made, if it has the header.
-fn written_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(&header_names::GRPC_TIMEOUT)?;
-    timeout::parse(value.as_bytes()).ok()
-}
-
-/// Rewrites `grpc-timeout` as `written` less `spent` (the time since the request was made):
-/// the callee gets only the budget left when the request goes out.
-fn set_timeout(headers: &mut HeaderMap, written: Duration, spent: Duration) {
+/// Rewrites `grpc-timeout` with the budget left at `now`: the callee gets only what is left
+/// when the request goes out.
+fn refresh_timeout(headers: &mut HeaderMap, deadline: Instant, now: Instant) {
     headers.insert(
         header_names::GRPC_TIMEOUT.clone(),
-        timeout::header_value(written.saturating_sub(spent)),
+        timeout::header_value(deadline.saturating_duration_since(now)),
     );
 }
 
@@ -471,26 +461,28 @@ impl Changes {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn time_spent_before_the_request_goes_out_comes_off_the_callees_budget() {
+        let budget = |headers: &HeaderMap| {
+            let value = &headers[&header_names::GRPC_TIMEOUT];
+            timeout::parse(value.as_bytes()).expect("a budget")
+        };
+        let made = Instant::now();
+        let deadline = made + Duration::from_millis(100);
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header_names::GRPC_TIMEOUT.clone(),
-            timeout::header_value(Duration::from_millis(100)),
-        );
-        let written = written_timeout(&headers).expect("a budget");
-        set_timeout(&mut headers, written, Duration::from_millis(30));
-        assert_eq!(written_timeout(&headers), Some(Duration::from_millis(70)));
-        // Still counted from what was written, not from the last rewrite.
-        set_timeout(&mut headers, written, Duration::from_millis(40));
-        assert_eq!(written_timeout(&headers), Some(Duration::from_millis(60)));
+        refresh_timeout(&mut headers, deadline, made + Duration::from_millis(30));
+        assert_eq!(budget(&headers), Duration::from_millis(70));
+        // Counted from the deadline, not from the last rewrite.
+        refresh_timeout(&mut headers, deadline, made + Duration::from_millis(40));
+        assert_eq!(budget(&headers), Duration::from_millis(60));
         // Never below the smallest valid budget.
-        set_timeout(&mut headers, written, Duration::from_secs(1));
-        assert_eq!(written_timeout(&headers), Some(Duration::from_nanos(1)));
+        refresh_timeout(&mut headers, deadline, made + Duration::from_secs(1));
+        assert_eq!(budget(&headers), Duration::from_nanos(1));
         assert!(headers[&header_names::GRPC_TIMEOUT].is_sensitive());
-        assert_eq!(written_timeout(&HeaderMap::new()), None);
     }
 
     #[test]
