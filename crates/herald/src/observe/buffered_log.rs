@@ -12,7 +12,7 @@
 //! writer is flushed or dropped.
 //!
 //! When the log's thread falls behind (a slow disk) and `MAX_QUEUED` full buffers wait, the
-//! thread that fills the next one writes them itself: the log's backpressure, so that memory
+//! thread that fills the next one writes the oldest itself: the log's backpressure, so that memory
 //! stays bounded. A block the writer fails to take (a full disk) is dropped, and the first
 //! failure is reported on stderr: a log must not grow without bound or stall the requests it
 //! records.
@@ -263,25 +263,12 @@ impl<W: Write> Shared<W> {
     fn write_out(&self, take: Take) -> io::Result<()> {
         let mut writer = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let mut take_filling = take == Take::Everything;
+        let most = if take == Take::Oldest { 1 } else { usize::MAX };
         let mut result = Ok(());
-        let mut written = 0;
-        loop {
-            let mut block = {
-                let mut lines = self.lines();
-                if take == Take::Oldest && written == 1 {
-                    return result;
-                }
-                if let Some(full) = lines.full.pop_front() {
-                    full
-                } else if take_filling && !lines.filling.is_empty() {
-                    take_filling = false;
-                    let next = lines.spare.pop().unwrap_or_else(new_buffer);
-                    std::mem::replace(&mut lines.filling, next)
-                } else {
-                    return result;
-                }
+        for _ in 0..most {
+            let Some(mut block) = self.next_block(&mut take_filling) else {
+                break;
             };
-            written += 1;
             let outcome = {
                 let _writing = Writing::start();
                 writer.write_all(&block).and_then(|()| writer.flush())
@@ -308,6 +295,20 @@ impl<W: Write> Shared<W> {
                 lines.spare.push(block);
             }
         }
+        result
+    }
+
+    /// The oldest full buffer; else, once if `take_filling`, the one being filled.
+    fn next_block(&self, take_filling: &mut bool) -> Option<Vec<u8>> {
+        let mut lines = self.lines();
+        if let Some(full) = lines.full.pop_front() {
+            return Some(full);
+        }
+        if !std::mem::take(take_filling) || lines.filling.is_empty() {
+            return None;
+        }
+        let next = lines.spare.pop().unwrap_or_else(new_buffer);
+        Some(std::mem::replace(&mut lines.filling, next))
     }
 }
 
