@@ -9,8 +9,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-/// Names gRPC and HTTP/2 own: a handler cannot set them.
-const RESERVED: [&str; 8] = [
+/// Names gRPC and HTTP/2 own: a handler cannot set them, nor a context carry them.
+pub(crate) const RESERVED: [&str; 8] = [
     "content-type",
     "te",
     "grpc-status",

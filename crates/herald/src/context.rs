@@ -380,22 +380,16 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// own, nor one herald writes on every call (the client's balancer writes the context's
 /// headers after tonic's own, so one of these would replace them).
 fn may_propagate(name: &HeaderName) -> bool {
-    const NOT_PROPAGATED: [&str; 13] = [
-        "content-type",
-        "te",
+    /// Beyond gRPC's own: what tonic also sets or drops, and what herald writes itself.
+    const ALSO_OWNED: [&str; 5] = [
         "user-agent",
-        "grpc-status",
-        "grpc-message",
         "grpc-message-type",
-        "grpc-status-details-bin",
-        "grpc-encoding",
-        "grpc-accept-encoding",
-        "grpc-timeout",
         REQUEST_ID,
         "traceparent",
         "tracestate",
     ];
-    !NOT_PROPAGATED.contains(&name.as_str())
+    let name = name.as_str();
+    !crate::call_metadata::RESERVED.contains(&name) && !ALSO_OWNED.contains(&name)
 }
 
 fn valid_request_id(id: &HeaderValue) -> bool {
