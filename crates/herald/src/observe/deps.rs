@@ -42,23 +42,19 @@ pub(crate) fn note_call(from: Option<&'static MethodContract>, to: &'static Meth
     let key = (from.map_or(0, address), address(to));
     LAST.with(|last| {
         let mut last = last.borrow_mut();
-        if let Some((noted, pair)) = &*last
-            && *noted == key
-        {
-            pair.calls.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let pair = pairs()
-            .get_or_insert_with(&key, || {
+        if last.as_ref().is_none_or(|(noted, _)| *noted != key) {
+            let pair = pairs().get_or_insert_with(&key, || {
                 Arc::new(Pair {
                     from: from.map_or("", |m| m.service),
                     to: to.service,
                     calls: AtomicU64::new(0),
                 })
-            })
-            .clone();
-        pair.calls.fetch_add(1, Ordering::Relaxed);
-        *last = Some((key, pair));
+            });
+            *last = Some((key, pair));
+        }
+        if let Some((_, pair)) = &*last {
+            pair.calls.fetch_add(1, Ordering::Relaxed);
+        }
     });
 }
 
