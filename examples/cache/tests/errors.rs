@@ -199,3 +199,66 @@ async fn an_oversized_request_is_resource_exhausted_and_the_server_goes_on() {
     assert_eq!(missing.code(), Code::NotFound, "still serving: {missing}");
     services.shutdown().await;
 }
+
+/// A caller whose connection closes while its request is still arriving went away: its call is
+/// counted CANCELLED (a client's doing), not UNKNOWN (what dashboards read as the server failing).
+#[tokio::test]
+async fn a_caller_gone_mid_request_is_counted_cancelled_not_unknown() {
+    use herald_example_cache::accounts::accounts_server::AccountsServer;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    let server = support::serve(AccountsServer::new(AccountsService::demo())).await;
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("handshake");
+    let connection = tokio::spawn(connection);
+    let (body, frames) =
+        tokio::sync::mpsc::channel::<Result<Frame<hyper::body::Bytes>, std::io::Error>>(1);
+    let request = http::Request::post(format!(
+        "http://{}/accounts.Accounts/GetByToken",
+        server.local_addr()
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(frames),
+    ))
+    .expect("request");
+    let response = tokio::spawn(sender.send_request(request));
+    // Half a message: a prefix announcing 100 bytes, and 10 of them.
+    let mut half = vec![0, 0, 0, 0, 100];
+    half.extend_from_slice(&[0x0a; 10]);
+    body.send(Ok(Frame::data(half.into()))).await.expect("send");
+    let in_flight =
+        "herald_server_in_flight{service=\"accounts.Accounts\",method=\"GetByToken\"} 1";
+    support::wait_until("the request is in flight", || {
+        server.metrics_text().contains(in_flight)
+    })
+    .await;
+
+    // The caller's process dies: its connection closes mid-message.
+    connection.abort();
+    response.abort();
+    drop(body);
+    let counted = |code: &str| {
+        format!(
+            "herald_server_requests_total{{service=\"accounts.Accounts\",method=\"GetByToken\",caller=\"unauthenticated\",code=\"{code}\"}} 1"
+        )
+    };
+    support::wait_until("the call is counted", || {
+        let metrics = server.metrics_text();
+        metrics.contains("herald_server_requests_total{service=\"accounts.Accounts\"")
+    })
+    .await;
+    let metrics = server.metrics_text();
+    assert!(metrics.contains(&counted("CANCELLED")), "{metrics}");
+    assert!(!metrics.contains("code=\"UNKNOWN\""), "{metrics}");
+    server.shutdown().await;
+}

@@ -148,7 +148,7 @@ async fn acl_matrix_over_mutual_tls_identities_and_groups() {
         &path,
         "limits:\n  accounts.Accounts:\n    default:\n      rate_acls:\n        cache: -1\n        user.boo: 0\n        authenticated: 1000\n",
     );
-    wait_until(|| server.limits_status().reloads == 1).await;
+    support::wait_until("the reload", || server.limits_status().reloads == 1).await;
     assert!(lookup(&as_identity("web"), "t").await.is_ok());
     assert_eq!(
         lookup(&as_identity("user.boo"), "t")
@@ -279,14 +279,17 @@ async fn a_reload_under_steady_load_fails_no_call_and_a_bad_file_keeps_the_old_r
     for (i, n) in [32, 8, 24].into_iter().enumerate() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         write(&path, &good(n));
-        wait_until(|| server.limits_status().reloads == i as u64 + 1).await;
+        support::wait_until("the reload", || {
+            server.limits_status().reloads == i as u64 + 1
+        })
+        .await;
     }
     // A typo: refused, counted, visible, and the old rules serve on.
     write(
         &path,
         "limits:\n  accounts.Accounts:\n    default:\n      max_concurency: 4\n",
     );
-    wait_until(|| server.limits_status().failures == 1).await;
+    support::wait_until("the failed reload", || server.limits_status().failures == 1).await;
     let status = server.limits_status();
     let error = status.last_error.expect("the refusal is kept");
     assert!(
@@ -320,7 +323,10 @@ async fn queued_requests_past_their_deadline_never_reach_the_handler() {
         let accounts = accounts.clone();
         async move { lookup(&accounts, "slow").await }
     });
-    wait_until(|| handler.started.load(Ordering::SeqCst) == 1).await;
+    support::wait_until("the handler starts", || {
+        handler.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
     // Queued with 20 ms to live, sent by a raw client that does not give up by itself: the
     // server drops it at its deadline, and it never runs.
     let mut raw = support::raw_client(&server);
@@ -391,7 +397,10 @@ async fn a_wait_past_the_queue_timeout_is_shed_without_running() {
         let accounts = accounts.clone();
         async move { lookup(&accounts, "slow").await }
     });
-    wait_until(|| handler.started.load(Ordering::SeqCst) == 1).await;
+    support::wait_until("the handler starts", || {
+        handler.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
     let start = Instant::now();
     let shed = lookup(&accounts, "t").await.expect_err("no slot in 30 ms");
     assert_eq!(shed.code(), Code::ResourceExhausted);
@@ -427,17 +436,6 @@ async fn limits_naming_an_unknown_method_refuse_to_start() {
         .await
         .expect_err("no access policy");
     assert!(error.to_string().contains("no access policy"), "{error}");
-}
-
-async fn wait_until(condition: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "condition not met within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Handlers that compute, on a server whose connections have one thread: one admission slot,

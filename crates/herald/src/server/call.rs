@@ -8,6 +8,7 @@ use crate::limits::admission::{Admission, Permit};
 use crate::limits::buckets::RateBuckets;
 use crate::limits::policy::{Compiled, MethodPolicy};
 use crate::observe::server_metrics::MethodMetrics;
+use crate::server::connections::ConnEntry;
 use crate::server::methods::Method;
 
 /// A method as the server runs it: its handler, and the state its limits keep.
@@ -35,6 +36,8 @@ pub struct Call {
     pub(crate) permit: Option<Permit>,
     /// When the request's headers were routed: the start of its recorded latency.
     pub(crate) arrival: std::time::Instant,
+    /// The connection it came on.
+    pub(crate) conn: Arc<ConnEntry>,
 }
 
 // === impl Call ===
@@ -98,6 +101,7 @@ pub(crate) mod testing {
     use crate::context::Propagation;
     use crate::contract::{ClientPolicy, MethodContract, RpcKind, ServiceContract};
     use crate::observe::server_metrics::ServerMetrics;
+    use crate::server::connections::Connections;
     use crate::server::methods::ServiceMethods;
 
     /// Unary, with a 100 ms deadline of its own.
@@ -155,6 +159,10 @@ pub(crate) mod testing {
             rate: Rate::Unlimited,
             permit: None,
             arrival: std::time::Instant::now(),
+            conn: Arc::new(Connections::default())
+                .register(([127, 0, 0, 1], 1).into())
+                .entry
+                .clone(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
@@ -35,6 +35,9 @@ pub(crate) struct ConnEntry {
     pub(crate) active: AtomicI64,
     pub(crate) bytes_read: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
+    /// Set when a read found the peer's end closed (or reset): its calls still being answered
+    /// have no one to answer to.
+    peer_gone: AtomicBool,
 }
 
 /// Removes the entry when the connection's task ends.
@@ -66,6 +69,7 @@ impl Connections {
             active: AtomicI64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            peer_gone: AtomicBool::new(false),
         });
         if let Ok(mut open) = self.open.lock() {
             open.insert(id, entry.clone());
@@ -82,6 +86,15 @@ impl Connections {
             .lock()
             .map(|open| open.values().cloned().collect())
             .unwrap_or_default()
+    }
+}
+
+// === impl ConnEntry ===
+
+impl ConnEntry {
+    /// Whether the peer closed or reset its end of the connection.
+    pub(crate) fn peer_gone(&self) -> bool {
+        self.peer_gone.load(Relaxed)
     }
 }
 
@@ -109,10 +122,19 @@ impl<I: AsyncRead> AsyncRead for CountingIo<I> {
     ) -> Poll<io::Result<()>> {
         let this = self.project();
         let before = buf.filled().len();
+        let room = buf.remaining() > 0;
         let poll = this.io.poll_read(cx, buf);
-        this.entry
-            .bytes_read
-            .fetch_add((buf.filled().len() - before) as u64, Relaxed);
+        let read = buf.filled().len() - before;
+        this.entry.bytes_read.fetch_add(read as u64, Relaxed);
+        // End of stream (nothing read into room for something) or a reset: the peer is gone.
+        let gone = match &poll {
+            Poll::Ready(Ok(())) => read == 0 && room,
+            Poll::Ready(Err(_)) => true,
+            Poll::Pending => false,
+        };
+        if gone {
+            this.entry.peer_gone.store(true, Relaxed);
+        }
         poll
     }
 }

@@ -19,6 +19,7 @@ use crate::contract::RpcKind;
 use crate::observe::access_log::{self, AccessLine};
 use crate::observe::server_metrics::UNAUTHENTICATED;
 use crate::server::call::{Call, RoutedMethod};
+use crate::server::connections::ConnEntry;
 
 /// Applies [`Observe`]: on unless built with [`ObserveLayer::off`].
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +39,7 @@ struct Record {
     method: Arc<RoutedMethod>,
     ctx: Context,
     start: Instant,
+    conn: Arc<ConnEntry>,
 }
 
 pin_project_lite::pin_project! {
@@ -130,6 +132,7 @@ where
             method: call.method.clone(),
             ctx: call.ctx.clone(),
             start: call.arrival,
+            conn: call.conn.clone(),
         };
         record.method.metrics.in_flight.inc();
         ObserveFuture {
@@ -178,6 +181,15 @@ where
 
 impl Record {
     fn finish(self, code: Code) {
+        // A failure answered to a caller whose connection is gone is put down to its going:
+        // the request it was reading ended early ("missing request message", a reset), and
+        // the answer reaches no one. CANCELLED, the caller's doing, as when the call is
+        // dropped; not UNKNOWN or INTERNAL, which dashboards read as the server failing.
+        let code = if code != Code::Ok && self.conn.peer_gone() {
+            Code::Cancelled
+        } else {
+            code
+        };
         let now = Instant::now();
         let took = now.saturating_duration_since(self.start);
         let method = &self.method;

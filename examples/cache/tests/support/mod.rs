@@ -117,3 +117,15 @@ impl Captured {
         String::from_utf8(std::mem::take(&mut *self.0.lock().expect("lock"))).expect("utf-8")
     }
 }
+
+/// Waits for `condition`, polling every 10 ms; fails the test naming `what` after 5 s.
+pub async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{what}: not within 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
