@@ -1,5 +1,6 @@
 //! A latency histogram that records with two atomic adds: prometheus-client's own takes a
-//! mutex per observation, which would sit on every request's path.
+//! mutex per observation, which would sit on every request's path. Its count is the sum of
+//! its buckets, added up when scraped rather than counted per observation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -41,7 +42,6 @@ pub(crate) struct LatencyHistogram {
 struct Inner {
     /// Per bucket (non-cumulative), plus one for +Inf.
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    count: AtomicU64,
     sum_nanos: AtomicU64,
 }
 
@@ -56,7 +56,6 @@ impl LatencyHistogram {
             .position(|bound| nanos <= *bound)
             .unwrap_or(LATENCY_BUCKETS.len());
         self.inner.buckets[bucket].fetch_add(1, Relaxed);
-        self.inner.count.fetch_add(1, Relaxed);
         self.inner.sum_nanos.fetch_add(nanos, Relaxed);
     }
 }
@@ -73,8 +72,10 @@ impl EncodeMetric for LatencyHistogram {
             .chain(std::iter::once(f64::INFINITY))
             .zip(self.inner.buckets.iter().map(|b| b.load(Relaxed)))
             .collect();
+        // The +Inf bucket, the count, is the buckets read here: never out of step with them.
+        let count = buckets.iter().map(|(_, n)| n).sum();
         let sum = self.inner.sum_nanos.load(Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, self.inner.count.load(Relaxed), &buckets, None)
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 
     fn metric_type(&self) -> MetricType {
