@@ -88,7 +88,7 @@ pub(crate) fn log(line: &AccessLine<'_>) {
 /// Whether access lines are wanted: always or never as the filter said for the callsite, or
 /// (a filter that depends on spans) as it says now.
 fn enabled() -> bool {
-    if !tracing::level_enabled!(tracing::Level::INFO) {
+    if !tracing::level_enabled!(Level::INFO) {
         return false;
     }
     let interest = CALLSITE.interest();

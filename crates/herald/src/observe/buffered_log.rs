@@ -40,7 +40,8 @@ const CAPACITY: usize = 256 * 1024;
 const HEADROOM: usize = 8 * 1024;
 
 /// Full buffers that may wait for the log's thread before the thread filling the next one
-/// writes them itself.
+/// writes them itself. With the one being filled and the spares kept, a log holds at most
+/// about 1.6 MiB.
 const MAX_QUEUED: usize = 4;
 
 /// Gathers log lines and writes them to `W` in blocks (see the module's documentation).
@@ -537,7 +538,7 @@ mod tests {
         });
         let log = BufferedLog::new(out, HOUR);
         // Numbered lines of 1000 bytes: enough for three more buffers than may wait.
-        let per_buffer = CAPACITY / 1000 + 2;
+        let per_buffer = CAPACITY / 1000 + 1;
         let lines: Vec<String> = (0..per_buffer * (MAX_QUEUED + 3))
             .map(|i| format!("{i:0999}\n"))
             .collect();

@@ -36,8 +36,9 @@ pub struct Call {
     pub(crate) permit: Option<Permit>,
     /// When the request's headers were routed: the start of its recorded latency.
     pub(crate) arrival: std::time::Instant,
-    /// The connection it came on.
-    pub(crate) conn: Arc<ConnEntry>,
+    /// The connection it came on, until the observe layer takes it (the one layer that needs
+    /// it: a reference moved, not counted again, on every request).
+    pub(crate) conn: Option<Arc<ConnEntry>>,
 }
 
 // === impl Call ===
@@ -159,10 +160,12 @@ pub(crate) mod testing {
             rate: Rate::Unlimited,
             permit: None,
             arrival: std::time::Instant::now(),
-            conn: Arc::new(Connections::default())
-                .register(([127, 0, 0, 1], 1).into())
-                .entry
-                .clone(),
+            conn: Some(
+                Arc::new(Connections::default())
+                    .register(([127, 0, 0, 1], 1).into())
+                    .entry
+                    .clone(),
+            ),
         }
     }
 }

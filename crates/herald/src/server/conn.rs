@@ -21,6 +21,7 @@ use crate::identity::Identity;
 use crate::server::bridge::Bridge;
 use crate::server::call::CallStack;
 use crate::server::connections::{ConnEntry, Connections, CountingIo};
+use crate::server::peer_watch::PeerWatch;
 use crate::server::preface::{self, PrefaceWatch};
 use crate::server::router::{RouteFuture, Router};
 use crate::server::stats::ServerStats;
@@ -268,6 +269,8 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = conn.entry.peer;
+    // Above TLS, where a peer's close_notify ends the stream while TCP stays open.
+    let io = PeerWatch::new(io, conn.entry.clone());
     let service = ConnService {
         router: shared.router.clone(),
         conn: Arc::new(conn),

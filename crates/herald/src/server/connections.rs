@@ -35,8 +35,8 @@ pub(crate) struct ConnEntry {
     pub(crate) active: AtomicI64,
     pub(crate) bytes_read: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
-    /// Set when a read found the peer's end closed (or reset): its calls still being answered
-    /// have no one to answer to.
+    /// Set when the connection's stream ended or broke under the server (see `PeerWatch`):
+    /// its calls still being answered have no one to answer to.
     peer_gone: AtomicBool,
 }
 
@@ -89,6 +89,14 @@ impl Connections {
     }
 }
 
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.connections.open.lock() {
+            open.remove(&self.entry.id);
+        }
+    }
+}
+
 // === impl ConnEntry ===
 
 impl ConnEntry {
@@ -96,13 +104,9 @@ impl ConnEntry {
     pub(crate) fn peer_gone(&self) -> bool {
         self.peer_gone.load(Relaxed)
     }
-}
 
-impl Drop for Registration {
-    fn drop(&mut self) {
-        if let Ok(mut open) = self.connections.open.lock() {
-            open.remove(&self.entry.id);
-        }
+    pub(crate) fn note_peer_gone(&self) {
+        self.peer_gone.store(true, Relaxed);
     }
 }
 
@@ -122,19 +126,10 @@ impl<I: AsyncRead> AsyncRead for CountingIo<I> {
     ) -> Poll<io::Result<()>> {
         let this = self.project();
         let before = buf.filled().len();
-        let room = buf.remaining() > 0;
         let poll = this.io.poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        this.entry.bytes_read.fetch_add(read as u64, Relaxed);
-        // End of stream (nothing read into room for something) or a reset: the peer is gone.
-        let gone = match &poll {
-            Poll::Ready(Ok(())) => read == 0 && room,
-            Poll::Ready(Err(_)) => true,
-            Poll::Pending => false,
-        };
-        if gone {
-            this.entry.peer_gone.store(true, Relaxed);
-        }
+        this.entry
+            .bytes_read
+            .fetch_add((buf.filled().len() - before) as u64, Relaxed);
         poll
     }
 }

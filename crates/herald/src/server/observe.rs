@@ -39,7 +39,7 @@ struct Record {
     method: Arc<RoutedMethod>,
     ctx: Context,
     start: Instant,
-    conn: Arc<ConnEntry>,
+    conn: Option<Arc<ConnEntry>>,
 }
 
 pin_project_lite::pin_project! {
@@ -121,7 +121,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, call: Call) -> Self::Future {
+    fn call(&mut self, mut call: Call) -> Self::Future {
         if !self.on {
             return ObserveFuture {
                 inner: self.inner.call(call),
@@ -132,7 +132,7 @@ where
             method: call.method.clone(),
             ctx: call.ctx.clone(),
             start: call.arrival,
-            conn: call.conn.clone(),
+            conn: call.conn.take(),
         };
         record.method.metrics.in_flight.inc();
         ObserveFuture {
@@ -181,15 +181,14 @@ where
 
 impl Record {
     fn finish(self, code: Code) {
-        // A failure answered to a caller whose connection is gone is put down to its going:
-        // the request it was reading ended early ("missing request message", a reset), and
-        // the answer reaches no one. CANCELLED, the caller's doing, as when the call is
-        // dropped; not UNKNOWN or INTERNAL, which dashboards read as the server failing.
-        let code = if code != Code::Ok && self.conn.peer_gone() {
-            Code::Cancelled
-        } else {
-            code
-        };
+        // What a request cut short by its caller's going makes of a call (its body ended
+        // early: "missing request message", a reset) is put down to the going: CANCELLED, the
+        // caller's doing, as when the call is dropped; not UNKNOWN or INTERNAL, which
+        // dashboards read as the server failing. Codes the server chose itself (a deadline, a
+        // shed) stand.
+        let cut_short = matches!(code, Code::Unknown | Code::Internal)
+            && self.conn.as_ref().is_some_and(|conn| conn.peer_gone());
+        let code = if cut_short { Code::Cancelled } else { code };
         let now = Instant::now();
         let took = now.saturating_duration_since(self.start);
         let method = &self.method;

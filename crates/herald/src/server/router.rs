@@ -124,7 +124,7 @@ where
             rate: Rate::Unlimited,
             permit: None,
             arrival: arrival.into_std(),
-            conn: conn.entry.clone(),
+            conn: Some(conn.entry.clone()),
         };
         Either::Right(Either::Left(self.stack.clone().oneshot(call)))
     }
