@@ -26,6 +26,7 @@ mod http2;
 mod metadata;
 mod methods;
 mod observe;
+mod pacer;
 mod peer_watch;
 mod pool;
 mod preface;
