@@ -215,23 +215,27 @@ async fn refused_peers_get_a_clear_error_and_the_server_keeps_serving_others() {
     server.shutdown().await;
 }
 
-/// A plain rustls client presenting `leaf` (whatever it holds), trusting any server: the
-/// handshake and a first read, where a TLS 1.3 server's refusal arrives.
-async fn raw_handshake(server: &RunningServer, leaf: &IssuedCert) -> std::io::Result<()> {
+/// A plain rustls client's configuration presenting `leaf` (whatever it holds), trusting any
+/// server.
+fn presenting(leaf: &IssuedCert) -> rustls::ClientConfig {
     let chain = rustls_pki_types::CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .expect("chain");
     let key =
         rustls_pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(AcceptAny))
-    .with_client_auth_cert(chain, key)
-    .expect("client auth");
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny))
+        .with_client_auth_cert(chain, key)
+        .expect("client auth")
+}
+
+/// A plain rustls client presenting `leaf` (whatever it holds), trusting any server: the
+/// handshake and a first read, where a TLS 1.3 server's refusal arrives.
+async fn raw_handshake(server: &RunningServer, leaf: &IssuedCert) -> std::io::Result<()> {
+    let config = presenting(leaf);
     let tcp = tokio::net::TcpStream::connect(server.local_addr()).await?;
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
     let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -538,5 +542,86 @@ async fn certificates_rotate_under_load_without_a_failed_call() {
         failures.is_empty(),
         "calls failed during rotation: {failures:?}"
     );
+    server.shutdown().await;
+}
+
+/// HTTP/2's frame header: length, type, flags, stream.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len())
+        .expect("small frame")
+        .to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// A caller that ends its TLS session (close_notify) while its request is still arriving, its
+/// TCP connection left open, went away all the same: the call counts CANCELLED.
+#[tokio::test]
+async fn a_caller_that_closes_its_tls_session_mid_request_is_counted_cancelled() {
+    use tokio::io::AsyncWriteExt;
+
+    let pki = Pki::new();
+    let server = serve_tls(pki.server_tls("accounts"), WhoCalls::default()).await;
+    let config = presenting(&pki.issue("cache"));
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+
+    // HTTP/2 by hand: the preface, empty SETTINGS, the request's head (HPACK literals, no
+    // Huffman) and half its message: a prefix announcing 100 bytes, and 10 of them.
+    let mut head = vec![0x83, 0x86]; // :method POST, :scheme http (static table)
+    for (name, value) in [
+        (":path", "/accounts.Accounts/GetByToken"),
+        (":authority", "localhost"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        head.push(0x00); // literal, not indexed, new name
+        head.push(u8::try_from(name.len()).expect("short"));
+        head.extend_from_slice(name.as_bytes());
+        head.push(u8::try_from(value.len()).expect("short"));
+        head.extend_from_slice(value.as_bytes());
+    }
+    let mut half = vec![0, 0, 0, 0, 100];
+    half.extend_from_slice(&[0x0a; 10]);
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    bytes.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+    bytes.extend(frame(0x1, 0x4, 1, &head)); // HEADERS, END_HEADERS
+    bytes.extend(frame(0x0, 0, 1, &half)); // DATA
+    stream.write_all(&bytes).await.expect("request");
+    let in_flight =
+        "herald_server_in_flight{service=\"accounts.Accounts\",method=\"GetByToken\"} 1";
+    support::wait_until("the request is in flight", || {
+        server.metrics_text().contains(in_flight)
+    })
+    .await;
+
+    // close_notify, and nothing else: the TCP connection stays open.
+    stream.get_mut().1.send_close_notify();
+    stream.flush().await.expect("close_notify");
+    support::wait_until("the call is counted", || {
+        server
+            .metrics_text()
+            .contains("herald_server_requests_total{service=\"accounts.Accounts\"")
+    })
+    .await;
+    let metrics = server.metrics_text();
+    assert!(
+        metrics.contains("method=\"GetByToken\",caller=\"cache\",code=\"CANCELLED\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        metrics.matches("herald_server_requests_total{").count(),
+        1,
+        "one call, one code: {metrics}"
+    );
+    drop(stream);
     server.shutdown().await;
 }
