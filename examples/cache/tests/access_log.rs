@@ -97,6 +97,15 @@ async fn access_lines_are_buffered_filtered_and_flushed() {
         access_lines(&take_lines(&written)).is_empty(),
         "filtered out"
     );
+    // A filter that depends on the span an event is in is asked again for each line (this
+    // line is in no span: it goes nowhere).
+    logs.set("[no_such_span]=info").expect("filter");
+    call(Context::background(), "tok-bob").await;
+    logs.flush();
+    assert!(
+        access_lines(&take_lines(&written)).is_empty(),
+        "filtered by its span"
+    );
     logs.set("herald::access=info").expect("filter");
 
     // Shutdown writes what the buffer still holds.
