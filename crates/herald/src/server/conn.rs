@@ -21,10 +21,10 @@ use crate::identity::Identity;
 use crate::server::bridge::Bridge;
 use crate::server::call::CallStack;
 use crate::server::connections::{ConnEntry, Connections, CountingIo};
-use crate::server::peer_watch::PeerWatch;
-use crate::server::preface::{self, PrefaceWatch};
+use crate::server::preface;
 use crate::server::router::{RouteFuture, Router};
 use crate::server::stats::ServerStats;
+use crate::server::stream_watch::StreamWatch;
 use crate::server::web::WebFront;
 pub(crate) use crate::tls::Alpn;
 use crate::tls::ServerTls;
@@ -270,14 +270,12 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = conn.entry.peer;
-    // Above TLS, where a peer's close_notify ends the stream while TCP stays open.
-    let io = PeerWatch::new(io, conn.entry.clone());
+    let (io, preface_seen) = StreamWatch::new(io, conn.entry.clone());
     let service = ConnService {
         router: shared.router.clone(),
         conn: Arc::new(conn),
         front: shared.front.clone(),
     };
-    let (io, preface_seen) = PrefaceWatch::new(io);
     let io = TokioIo::new(io);
     let silent = preface::missed(preface_seen, HANDSHAKE_TIMEOUT);
     let ended = match &shared.http {

@@ -35,7 +35,7 @@ pub(crate) struct ConnEntry {
     pub(crate) active: AtomicI64,
     pub(crate) bytes_read: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
-    /// Set when the connection's stream ended or broke under the server (see `PeerWatch`):
+    /// Set when the connection's stream ended or broke under the server (see `StreamWatch`):
     /// its calls still being answered have no one to answer to.
     peer_gone: AtomicBool,
 }

@@ -27,7 +27,6 @@ mod metadata;
 mod methods;
 mod observe;
 mod pacer;
-mod peer_watch;
 mod pool;
 mod preface;
 mod rate_limit;
@@ -36,6 +35,7 @@ mod router;
 mod signal;
 mod standard;
 mod stats;
+mod stream_watch;
 mod streams;
 mod web;
 

@@ -1,37 +1,53 @@
-//! Noticing that a connection's peer is gone, so that the calls still being answered on it are
-//! recorded as the caller's doing (CANCELLED) rather than as failures of the server's.
+//! The stream hyper serves a connection over — above TLS — watched for the two things the
+//! server must notice on it: the HTTP/2 client preface arriving (`preface.rs` times it), and the
+//! peer going, so that the calls still being answered on it are recorded as the caller's doing
+//! (CANCELLED) rather than as failures of the server's (`observe.rs`).
 //!
-//! The stream watched is the one hyper reads, above TLS: a peer that closes with TLS's
-//! `close_notify` ends that stream while its TCP connection may stay open. Its end (a read of
-//! nothing into room for something) or any error reading or writing it means no answer can
-//! reach the peer any more. A half-closed peer still waiting for its answers would be taken
-//! for gone: HTTP/2 has no half-close, and hyper's HTTP/1 half-close support (off by default)
-//! is not turned on by herald.
+//! Above TLS, because a peer that closes with TLS's `close_notify` ends that stream while its
+//! TCP connection may stay open. The stream's end (a read of nothing into room for something)
+//! or any error reading or writing it means no answer can reach the peer any more. A
+//! half-closed peer still waiting for its answers would be taken for gone: HTTP/2 has no
+//! half-close, and hyper's HTTP/1 half-close support (off by default) is not turned on by
+//! herald.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::server::connections::ConnEntry;
+use crate::server::preface::PREFACE_LEN;
 
 pin_project! {
-    /// A connection's stream, noting on its entry when the peer has gone.
-    pub(crate) struct PeerWatch<S> {
+    /// A connection's stream, noting when the preface's worth of bytes has arrived and, on its
+    /// entry, when the peer has gone.
+    pub(crate) struct StreamWatch<S> {
         #[pin]
         inner: S,
+        // Bytes read, counted until the preface's worth.
+        read: u64,
+        preface_seen: Arc<AtomicBool>,
         entry: Arc<ConnEntry>,
     }
 }
 
-// === impl PeerWatch ===
+// === impl StreamWatch ===
 
-impl<S> PeerWatch<S> {
-    pub(crate) fn new(inner: S, entry: Arc<ConnEntry>) -> Self {
-        PeerWatch { inner, entry }
+impl<S> StreamWatch<S> {
+    /// Watches `inner`; the flag returned turns true once 24 bytes were read.
+    pub(crate) fn new(inner: S, entry: Arc<ConnEntry>) -> (Self, Arc<AtomicBool>) {
+        let preface_seen = Arc::new(AtomicBool::new(false));
+        let watch = StreamWatch {
+            inner,
+            read: 0,
+            preface_seen: preface_seen.clone(),
+            entry,
+        };
+        (watch, preface_seen)
     }
 }
 
@@ -43,7 +59,7 @@ fn note_error<T>(entry: &ConnEntry, poll: Poll<io::Result<T>>) -> Poll<io::Resul
     poll
 }
 
-impl<S: AsyncRead> AsyncRead for PeerWatch<S> {
+impl<S: AsyncRead> AsyncRead for StreamWatch<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -52,14 +68,21 @@ impl<S: AsyncRead> AsyncRead for PeerWatch<S> {
         let this = self.project();
         let (before, room) = (buf.filled().len(), buf.remaining() > 0);
         let poll = this.inner.poll_read(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(()))) && room && buf.filled().len() == before {
+        let read = (buf.filled().len() - before) as u64;
+        if *this.read < PREFACE_LEN {
+            *this.read += read;
+            if *this.read >= PREFACE_LEN {
+                this.preface_seen.store(true, Ordering::Release);
+            }
+        }
+        if matches!(poll, Poll::Ready(Ok(()))) && room && read == 0 {
             this.entry.note_peer_gone();
         }
         note_error(this.entry, poll)
     }
 }
 
-impl<S: AsyncWrite> AsyncWrite for PeerWatch<S> {
+impl<S: AsyncWrite> AsyncWrite for StreamWatch<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -101,13 +124,13 @@ mod tests {
     use super::*;
     use crate::server::connections::Connections;
 
-    fn watched() -> (PeerWatch<DuplexStream>, DuplexStream, Arc<ConnEntry>) {
+    fn watched() -> (StreamWatch<DuplexStream>, DuplexStream, Arc<ConnEntry>) {
         let entry = Arc::new(Connections::default())
             .register(([127, 0, 0, 1], 1).into())
             .entry
             .clone();
         let (ours, theirs) = tokio::io::duplex(64);
-        (PeerWatch::new(ours, entry.clone()), theirs, entry)
+        (StreamWatch::new(ours, entry.clone()).0, theirs, entry)
     }
 
     #[tokio::test]
