@@ -430,7 +430,13 @@ impl Builder {
             security,
             tcp_keepalive: limits.tcp_keepalive,
         });
-        let task = tokio::spawn(accept_loop(listener, shared, shutdown_rx, grace));
+        // One pacing timer per server, on the runtime its connections run on, for as long as
+        // it accepts them (see pacer.rs).
+        let pacer = crate::server::pacer::start();
+        let task = tokio::spawn(async move {
+            let _pacer = pacer;
+            accept_loop(listener, shared, shutdown_rx, grace).await;
+        });
         tracing::info!(%local_addr, "herald server listening");
         Ok(RunningServer {
             local_addr,

@@ -159,7 +159,6 @@ pub(crate) async fn accept_loop<S>(
 ) where
     S: CallStack,
 {
-    let _pacer = crate::server::pacer::start();
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
