@@ -294,12 +294,14 @@ impl Context {
     }
 
     /// Writes what a child call with `deadline` carries: `grpc-timeout` (the time left at
-    /// `now`, so write it as late as possible before sending), the request id and the
-    /// propagated headers.
+    /// `now`, so write it as late as possible before sending), the request id, the propagated
+    /// headers and `traceparent` for `trace` — the call's own span when it has one (a herald
+    /// channel's call), else this context's ([`Context::trace`]).
     pub(crate) fn write_child_headers(
         &self,
         headers: &mut HeaderMap,
         deadline: Option<Instant>,
+        trace: Option<&crate::observe::trace::Trace>,
         now: Instant,
     ) {
         if let Some(deadline) = deadline {
@@ -318,7 +320,7 @@ impl Context {
         for (name, value) in &self.inner.propagated {
             headers.insert(name.clone(), value.clone());
         }
-        if let Some(trace) = &self.inner.trace {
+        if let Some(trace) = trace {
             crate::observe::trace::inject(trace, headers);
         }
     }
@@ -478,7 +480,7 @@ mod tests {
         }
         let now = Instant::now();
         let mut out = HeaderMap::new();
-        ctx.write_child_headers(&mut out, Some(now + Duration::from_secs(1)), now);
+        ctx.write_child_headers(&mut out, Some(now + Duration::from_secs(1)), None, now);
         assert_eq!(out["x-tenant"], "1");
         assert_eq!(out["x-request-id"], ctx.request_id());
         assert_eq!(out["grpc-timeout"], "1000000u");
@@ -504,6 +506,7 @@ mod tests {
         ctx.write_child_headers(
             &mut out,
             ctx.child_deadline(Instant::now(), Some(Duration::from_millis(100))),
+            None,
             Instant::now(),
         );
         let sent = |out: &HeaderMap| timeout::parse(out["grpc-timeout"].as_bytes()).expect("valid");
@@ -516,6 +519,7 @@ mod tests {
         ctx.write_child_headers(
             &mut out,
             ctx.child_deadline(Instant::now(), Some(Duration::from_millis(20))),
+            None,
             Instant::now(),
         );
         assert_eq!(sent(&out), Duration::from_millis(20));

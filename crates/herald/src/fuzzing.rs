@@ -202,7 +202,12 @@ pub fn request_metadata(data: &[u8]) {
     let cap = Duration::from_millis(100);
     let mut out = HeaderMap::new();
     let now = tokio::time::Instant::now();
-    ctx.write_child_headers(&mut out, ctx.child_deadline(now, Some(cap)), now);
+    ctx.write_child_headers(
+        &mut out,
+        ctx.child_deadline(now, Some(cap)),
+        ctx.trace(),
+        now,
+    );
     let budget = out
         .get(timeout::GRPC_TIMEOUT)
         .map(|v| timeout::parse(v.as_bytes()));

@@ -69,7 +69,7 @@ impl Legacy {
         *http.method_mut() = Method::POST;
         *http.uri_mut() = uri;
         let headers = http.headers_mut();
-        ctx.write_child_headers(headers, deadline, Instant::now());
+        ctx.write_child_headers(headers, deadline, ctx.trace(), Instant::now());
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),

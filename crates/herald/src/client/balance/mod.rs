@@ -201,12 +201,12 @@ impl tower::Service<Request<Body>> for Balance {
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let mut deadline = None;
         if let Some(call) = &self.call {
-            let headers = request.headers_mut();
-            call.ctx
-                .write_child_headers(headers, call.deadline, Instant::now());
-            if let Some(trace) = &call.trace {
-                crate::observe::trace::inject(trace, headers);
-            }
+            call.ctx.write_child_headers(
+                request.headers_mut(),
+                call.deadline,
+                call.trace.as_ref(),
+                Instant::now(),
+            );
             deadline = call.deadline;
         }
         let shared = self.shared.clone();
@@ -492,6 +492,7 @@ mod tests {
         crate::Context::background().write_child_headers(
             &mut headers,
             Some(now + Duration::from_secs(1)),
+            None,
             now,
         );
         for name in [&header_names::REQUEST_ID, &header_names::GRPC_TIMEOUT] {
