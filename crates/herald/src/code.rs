@@ -92,6 +92,24 @@ impl Code {
         NAMES.iter().map(|(code, _)| *code)
     }
 
+    /// The code a response's head or trailers give in `grpc-status`, if they have one; a value
+    /// that is not a number is UNKNOWN.
+    ///
+    /// Found by walking the map rather than by a hashed lookup: a response's head and
+    /// trailers hold a few entries, and the walk (one comparison of lengths for most names)
+    /// costs less than hashing the name — on every call, on both sides.
+    pub(crate) fn in_headers(headers: &http::HeaderMap) -> Option<Code> {
+        let (_, status) = headers
+            .iter()
+            .find(|(name, _)| **name == crate::header_names::GRPC_STATUS)?;
+        Some(
+            std::str::from_utf8(status.as_bytes())
+                .ok()
+                .and_then(|s| s.parse::<i32>().ok())
+                .map_or(Code::Unknown, Code::from_i32),
+        )
+    }
+
     pub(crate) fn to_tonic(self) -> tonic::Code {
         tonic::Code::from_i32(self as i32)
     }

@@ -155,7 +155,7 @@ where
             return Poll::Ready(Ok(response));
         };
         // A trailers-only response (a refusal, a handler's error) carries its code here.
-        if let Some(code) = status_of(response.headers()) {
+        if let Some(code) = Code::in_headers(response.headers()) {
             record.finish(code);
             return Poll::Ready(Ok(response));
         }
@@ -222,7 +222,7 @@ impl http_body::Body for ObservedBody {
         let frame = ready!(this.body.poll_frame(cx));
         match &frame {
             Some(Ok(frame)) => {
-                if let Some(code) = frame.trailers_ref().and_then(status_of)
+                if let Some(code) = frame.trailers_ref().and_then(Code::in_headers)
                     && let Some(record) = this.record.take()
                 {
                     record.finish(code);
@@ -249,14 +249,6 @@ impl http_body::Body for ObservedBody {
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
     }
-}
-
-fn status_of(headers: &http::HeaderMap) -> Option<Code> {
-    let value = headers
-        .get(&crate::header_names::GRPC_STATUS)?
-        .to_str()
-        .ok()?;
-    value.parse::<i32>().ok().map(Code::from_i32)
 }
 
 #[cfg(test)]

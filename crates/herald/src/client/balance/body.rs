@@ -140,18 +140,8 @@ impl std::fmt::Debug for ResponseBody {
 }
 
 /// The outcome a `grpc-status` header says, if there is one.
-///
-/// Found by walking the map rather than by a hashed lookup: a response's head and trailers
-/// hold a few entries, and the walk (one comparison of lengths for most names) costs less
-/// than hashing the name — on every call.
 fn outcome(headers: &HeaderMap) -> Option<Outcome> {
-    let (_, status) = headers
-        .iter()
-        .find(|(name, _)| **name == crate::header_names::GRPC_STATUS)?;
-    let code = std::str::from_utf8(status.as_bytes())
-        .ok()
-        .and_then(|s| s.parse::<i32>().ok())
-        .map_or(Code::Unknown, Code::from_i32);
+    let code = Code::in_headers(headers)?;
     Some(if is_endpoint_failure(code) {
         Outcome::Failure
     } else {
