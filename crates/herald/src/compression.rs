@@ -1,14 +1,19 @@
 //! Per-message compression (gRPC's `grpc-encoding`).
 //!
-//! herald servers and clients always *accept* gzip-compressed messages (decompressed within the
-//! same message-size limit as any other, so a small compressed message cannot expand past it).
-//! Whether they *send* compressed messages is a choice: [`Server::builder().compression`]
-//! and [`Channel::builder(..).compression`] turn it on; a server then compresses a response
-//! when its caller said it accepts the encoding, and a handler can opt one response out with
+//! herald servers always *accept* gzip-compressed requests (decompressed within the same
+//! message-size limit as any other, so a small compressed message cannot expand past it).
+//! Whether they *send* compressed responses is a choice: [`Server::builder().compression`]
+//! turns it on; a server then compresses a response when its caller said it accepts the
+//! encoding, and a handler can opt one response out with
 //! [`Context::set_response_compression`](crate::Context::set_response_compression).
+//!
+//! A channel says it accepts compressed responses only when told to, as tonic's and grpc-go's
+//! clients do: [`Channel::builder(..).compression`] compresses requests and accepts compressed
+//! responses, [`accept_compressed`] accepts them alone.
 //!
 //! [`Server::builder().compression`]: crate::server::Builder::compression
 //! [`Channel::builder(..).compression`]: crate::client::Builder::compression
+//! [`accept_compressed`]: crate::client::Builder::accept_compressed
 
 use tonic::codec::CompressionEncoding;
 
@@ -30,5 +35,5 @@ impl Compression {
     }
 }
 
-/// What every herald endpoint accepts.
+/// What every herald server accepts.
 pub(crate) const ACCEPTED: CompressionEncoding = CompressionEncoding::Gzip;

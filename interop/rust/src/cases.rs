@@ -518,7 +518,8 @@ async fn ended<T: Unpin>(responses: &mut herald::client::ResponseStream<T, NoApp
     }
 }
 
-/// Channels to a server with and without request compression.
+/// Channels to a server with and without request compression; both accept compressed
+/// responses (the `server_compressed_*` cases ask for them).
 ///
 /// # Errors
 /// The channels cannot be built.
@@ -526,7 +527,7 @@ pub fn channels(
     build: impl Fn() -> herald::client::Builder,
 ) -> Result<(Channel, Channel), herald::client::ChannelError> {
     Ok((
-        build().build()?,
+        build().accept_compressed(Compression::Gzip).build()?,
         build().compression(Compression::Gzip).build()?,
     ))
 }

@@ -30,6 +30,7 @@ pub struct Builder {
     budget: RetryBudget,
     observer: Arc<dyn Observer>,
     compression: Option<crate::Compression>,
+    accepted: Option<crate::Compression>,
     keepalive: Keepalive,
     legacy: bool,
 }
@@ -58,6 +59,7 @@ impl Builder {
             // Every channel feeds the process's Prometheus client metrics unless told otherwise.
             observer: crate::observe::client_metrics(),
             compression: None,
+            accepted: None,
             keepalive: Keepalive::default(),
             legacy: false,
         }
@@ -71,9 +73,19 @@ impl Builder {
     }
 
     /// Compresses every request with `compression` (the server must accept it; herald's and
-    /// gRPC's all accept gzip). Compressed responses are accepted either way.
+    /// gRPC's all accept gzip), and accepts responses compressed with it.
     pub fn compression(mut self, compression: crate::Compression) -> Self {
         self.compression = Some(compression);
+        self.accepted = Some(compression);
+        self
+    }
+
+    /// Accepts responses compressed with `compression`, requests staying uncompressed: calls
+    /// say so in `grpc-accept-encoding`, and a server set to compress then may. Off by default,
+    /// as in tonic and grpc-go: a server compresses only what its caller accepts, and saying
+    /// it costs every call tonic's building of the header (about 1 % of a small call).
+    pub fn accept_compressed(mut self, compression: crate::Compression) -> Self {
+        self.accepted = Some(compression);
         self
     }
 
@@ -120,8 +132,8 @@ impl Builder {
         self
     }
 
-    /// When the channel pings its connections to find dead peers (see [`Keepalive`]; the
-    /// default suits every gRPC server).
+    /// How the channel finds dead peers on its connections (see [`Keepalive`]: by default
+    /// TCP's own probes and `TCP_USER_TIMEOUT`, no HTTP/2 PINGs).
     pub fn keepalive(mut self, keepalive: Keepalive) -> Self {
         self.keepalive = keepalive;
         self
@@ -173,6 +185,7 @@ impl Builder {
                 budget: self.budget,
                 observer: self.observer,
                 compression: self.compression,
+                accepted: self.accepted,
                 legacy,
             }),
         })

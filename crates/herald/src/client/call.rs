@@ -31,7 +31,6 @@ use crate::client::replay::{Replay, Requests};
 use crate::client::response_stream::ResponseStream;
 use crate::client::retry::Retries;
 use crate::client::unsent::is_unsent;
-use crate::compression;
 use crate::context::Context;
 use crate::contract::MethodContract;
 use crate::error::CallError;
@@ -381,12 +380,14 @@ impl Channel {
             deadline: attempt.deadline,
             trace: attempt.trace.cloned(),
         };
-        let grpc = Grpc::with_origin(balance.for_call(call), balance.origin().clone())
-            .accept_compressed(compression::ACCEPTED);
-        match self.inner.compression {
-            Some(compression) => grpc.send_compressed(compression.encoding()),
-            None => grpc,
+        let mut grpc = Grpc::with_origin(balance.for_call(call), balance.origin().clone());
+        if let Some(accepted) = self.inner.accepted {
+            grpc = grpc.accept_compressed(accepted.encoding());
         }
+        if let Some(compression) = self.inner.compression {
+            grpc = grpc.send_compressed(compression.encoding());
+        }
+        grpc
     }
 
     pub(crate) fn report(

@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) budget: RetryBudget,
     pub(crate) observer: Arc<dyn Observer>,
     pub(crate) compression: Option<crate::Compression>,
+    /// What responses may be compressed with (said on every call).
+    pub(crate) accepted: Option<crate::Compression>,
     /// Unary calls go through a server's legacy HTTP/1.1 bridge instead.
     pub(crate) legacy: Option<crate::client::legacy::Legacy>,
 }

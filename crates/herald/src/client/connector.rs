@@ -92,6 +92,7 @@ impl Connector {
 
     /// The same, pinging its connections as `keepalive` says.
     pub(crate) fn with_keepalive(mut self, keepalive: Keepalive) -> Self {
+        keepalive.apply_to_tcp(&mut self.http);
         self.keepalive = keepalive;
         self
     }
@@ -137,6 +138,7 @@ fn tcp() -> HttpConnector {
     http.set_nodelay(true);
     // The scheme is ours to choose: TLS is layered here, not by the URI.
     http.enforce_http(false);
+    Keepalive::default().apply_to_tcp(&mut http);
     http
 }
 
@@ -274,5 +276,60 @@ impl hyper::rt::Write for Io {
             Stream::Plaintext(io) => io.is_write_vectored(),
             Stream::Tls(io) => io.is_write_vectored(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::SockRef;
+
+    /// What the kernel was told about a plaintext connection `connector` opens.
+    #[derive(Debug, PartialEq)]
+    struct Probes {
+        keepalive: bool,
+        idle: Duration,
+        interval: Duration,
+        user_timeout: Option<Duration>,
+    }
+
+    async fn probes_of(mut connector: Connector) -> Probes {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let uri = format!("http://{}", listener.local_addr().expect("address"))
+            .parse()
+            .expect("URI");
+        let io = connector.call(uri).await.expect("connect");
+        let Stream::Plaintext(tcp) = &io.stream else {
+            panic!("a plaintext connector made a TLS stream");
+        };
+        let socket = SockRef::from(tcp.inner());
+        Probes {
+            keepalive: socket.keepalive().expect("SO_KEEPALIVE"),
+            idle: socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"),
+            interval: socket.tcp_keepalive_interval().expect("TCP_KEEPINTVL"),
+            user_timeout: socket.tcp_user_timeout().expect("TCP_USER_TIMEOUT"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_connection_lets_tcp_find_a_dead_peer() {
+        let tcp = |user_timeout| Probes {
+            keepalive: true,
+            idle: Keepalive::TCP_IDLE,
+            interval: Keepalive::TCP_PROBE_INTERVAL,
+            user_timeout: Some(user_timeout),
+        };
+        assert_eq!(
+            probes_of(Connector::plaintext()).await,
+            tcp(Keepalive::DEFAULT_TIMEOUT)
+        );
+        // With PINGs asked for, TCP's probes stay and share the PINGs' timeout.
+        let pinging = Keepalive::every(Duration::from_secs(30)).timeout(Duration::from_secs(5));
+        assert_eq!(
+            probes_of(Connector::plaintext().with_keepalive(pinging)).await,
+            tcp(Duration::from_secs(5))
+        );
     }
 }
