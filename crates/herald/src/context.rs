@@ -297,19 +297,27 @@ impl Context {
     /// `now`, so write it as late as possible before sending), the request id, the propagated
     /// headers and `traceparent` for `trace` — the call's own span when it has one (a herald
     /// channel's call), else this context's ([`Context::trace`]).
+    ///
+    /// `steady`: the deadline is the method's own, counted from the start of a call now on
+    /// its first attempt — so its budget is about the same on every such call, and goes out
+    /// as [`timeout::repeating_header_value`] (rounded, indexable); any other budget is
+    /// exact and never indexed.
     pub(crate) fn write_child_headers(
         &self,
         headers: &mut HeaderMap,
         deadline: Option<Instant>,
+        steady: bool,
         trace: Option<&crate::observe::trace::Trace>,
         now: Instant,
     ) {
         if let Some(deadline) = deadline {
             let budget = deadline.saturating_duration_since(now);
-            headers.insert(
-                header_names::GRPC_TIMEOUT.clone(),
-                timeout::header_value(budget),
-            );
+            let value = if steady {
+                timeout::repeating_header_value(budget)
+            } else {
+                timeout::header_value(budget)
+            };
+            headers.insert(header_names::GRPC_TIMEOUT.clone(), value);
         }
         // Never-indexed for HPACK, as `grpc-timeout`: ids of root calls differ every time.
         headers.insert(header_names::REQUEST_ID.clone(), {
@@ -480,7 +488,13 @@ mod tests {
         }
         let now = Instant::now();
         let mut out = HeaderMap::new();
-        ctx.write_child_headers(&mut out, Some(now + Duration::from_secs(1)), None, now);
+        ctx.write_child_headers(
+            &mut out,
+            Some(now + Duration::from_secs(1)),
+            false,
+            None,
+            now,
+        );
         assert_eq!(out["x-tenant"], "1");
         assert_eq!(out["x-request-id"], ctx.request_id());
         assert_eq!(out["grpc-timeout"], "1000000u");
@@ -506,6 +520,7 @@ mod tests {
         ctx.write_child_headers(
             &mut out,
             ctx.child_deadline(Instant::now(), Some(Duration::from_millis(100))),
+            false,
             None,
             Instant::now(),
         );
@@ -519,6 +534,7 @@ mod tests {
         ctx.write_child_headers(
             &mut out,
             ctx.child_deadline(Instant::now(), Some(Duration::from_millis(20))),
+            false,
             None,
             Instant::now(),
         );

@@ -205,6 +205,7 @@ pub fn request_metadata(data: &[u8]) {
     ctx.write_child_headers(
         &mut out,
         ctx.child_deadline(now, Some(cap)),
+        false,
         ctx.trace(),
         now,
     );

@@ -51,7 +51,14 @@ pub fn format(timeout: Duration) -> String {
 /// Marked never-indexed for HPACK: the value differs on almost every call, so indexing it
 /// would only churn both ends' header tables and evict the entries that do repeat.
 pub fn header_value(timeout: Duration) -> http::HeaderValue {
-    let (mut value, unit) = value_and_unit(timeout);
+    let (value, unit) = value_and_unit(timeout);
+    let mut header = digits_and_unit(value, unit);
+    header.set_sensitive(true);
+    header
+}
+
+/// `value` (at most 8 digits) and `unit` as a header value, written on the stack.
+fn digits_and_unit(mut value: u64, unit: char) -> http::HeaderValue {
     // At most 8 digits, then the unit.
     let mut text = [0u8; 9];
     let mut start = 8;
@@ -64,10 +71,64 @@ pub fn header_value(timeout: Duration) -> http::HeaderValue {
             break;
         }
     }
-    let mut header =
-        http::HeaderValue::from_bytes(&text[start..]).expect("digits and a unit letter");
-    header.set_sensitive(true);
-    header
+    http::HeaderValue::from_bytes(&text[start..]).expect("digits and a unit letter")
+}
+
+/// The `grpc-timeout` of a budget that repeats from call to call: a method's own deadline,
+/// sent as its call starts. Rounded down to three significant figures (at most 1 % less than
+/// the budget, never more), so that calls made microseconds apart send the same text, and
+/// left indexable: HPACK then sends the value as one byte from the second call on, and the
+/// server takes it from its table instead of Huffman-decoding and allocating it per call.
+/// (gRPC's C core rounds timeouts to three figures too, upwards, for its own timeout
+/// table.) The last value made on this thread is kept, so a repeat costs no allocation.
+pub(crate) fn repeating_header_value(budget: Duration) -> http::HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u128, http::HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let nanos = three_figures(budget.as_nanos().max(1));
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((made, value)) = last.as_ref()
+            && *made == nanos
+        {
+            return value.clone();
+        }
+        let (value, unit) = coarsest_exact_unit(nanos);
+        let header = digits_and_unit(value, unit);
+        *last = Some((nanos, header.clone()));
+        header
+    })
+}
+
+/// `nanos` rounded down to its three most significant decimal digits.
+fn three_figures(nanos: u128) -> u128 {
+    let mut step = 1;
+    while nanos / step >= 1000 {
+        step *= 10;
+    }
+    nanos / step * step
+}
+
+/// `nanos` in the coarsest unit that divides it and holds it in 8 digits (the finest that
+/// holds it, rounded down, when none divides it).
+fn coarsest_exact_unit(nanos: u128) -> (u64, char) {
+    const UNITS: [(char, u128); 6] = [
+        ('H', 3_600_000_000_000),
+        ('M', 60_000_000_000),
+        ('S', 1_000_000_000),
+        ('m', 1_000_000),
+        ('u', 1_000),
+        ('n', 1),
+    ];
+    for (unit, per) in UNITS {
+        if nanos.is_multiple_of(per) && nanos / per <= u128::from(MAX_DIGITS_VALUE) {
+            return ((nanos / per) as u64, unit);
+        }
+    }
+    value_and_unit(Duration::from_nanos(
+        u64::try_from(nanos).unwrap_or(u64::MAX),
+    ))
 }
 
 /// The value and unit [`format`] writes.
@@ -147,6 +208,54 @@ mod tests {
             );
         }
         assert_eq!(format(Duration::ZERO), "1n");
+    }
+
+    #[test]
+    fn a_repeating_budget_goes_out_rounded_down_to_three_figures_and_indexable() {
+        let less = |d: Duration, us| d - Duration::from_micros(us);
+        for (budget, text) in [
+            (less(Duration::from_millis(100), 3), "99900u"),
+            (less(Duration::from_secs(5), 3), "4990m"),
+            (Duration::from_millis(300), "300m"),
+            (Duration::from_secs(2), "2S"),
+            (Duration::from_secs(7200), "2H"),
+            (Duration::from_nanos(1234), "1230n"),
+            (Duration::ZERO, "1n"),
+        ] {
+            let value = repeating_header_value(budget);
+            assert_eq!(value, text, "{budget:?}");
+            assert!(!value.is_sensitive(), "{budget:?}");
+        }
+        for nanos in [
+            1,
+            999,
+            1000,
+            1001,
+            99_999,
+            123_456_789,
+            9_999_999_999,
+            u64::MAX / 2,
+        ] {
+            let budget = Duration::from_nanos(nanos);
+            let sent = parse(repeating_header_value(budget).as_bytes()).expect("valid");
+            assert!(sent <= budget, "{budget:?} became {sent:?}");
+            assert!(
+                sent.as_nanos() * 100 >= budget.as_nanos() * 99,
+                "{budget:?} became {sent:?}: more than 1 % lost"
+            );
+        }
+    }
+
+    #[test]
+    fn calls_made_microseconds_apart_send_the_same_budget() {
+        // A call's headers are written some microseconds after its deadline was set.
+        let texts: std::collections::HashSet<_> = (1..=50)
+            .map(|us| {
+                let budget = Duration::from_millis(250) - Duration::from_micros(us);
+                repeating_header_value(budget).as_bytes().to_vec()
+            })
+            .collect();
+        assert_eq!(texts.len(), 1, "{texts:?}");
     }
 
     #[test]

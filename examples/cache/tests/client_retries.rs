@@ -129,6 +129,46 @@ async fn attempts_never_exceed_five_whatever_the_contract_says() {
     server.shutdown().await;
 }
 
+/// A first attempt under its method's own deadline sends that budget rounded to three figures
+/// (the same text on every call, so HPACK can index it); a retry, or a call under its caller's
+/// earlier deadline, sends the exact budget left (in the finest unit that holds it).
+#[tokio::test]
+async fn only_a_first_attempt_under_the_methods_own_deadline_sends_a_rounded_budget() {
+    // Exact: the finest unit that holds it (µs or ns, under 1 s); rounded: 1 s less what was
+    // spent before the headers went out, in milliseconds.
+    let exact = |budget: &str| budget.ends_with(['u', 'n']);
+    let rounded = |budget: &str| {
+        budget
+            .strip_suffix('m')
+            .and_then(|ms| ms.parse::<u32>().ok())
+            .is_some_and(|ms| (900..1000).contains(&ms))
+    };
+    let backend = Backend::new("b");
+    let server = serve_at("127.0.0.1:0", backend.clone()).await;
+    let channel = channel(
+        to(&server),
+        RetryBudget::token_bucket(1000, 1.0),
+        Arc::new(Recorder::default()),
+    );
+    // The first call waits for the connection: its budget is what is left after the wait.
+    call(&channel, &THREE_ATTEMPTS).await.expect("served");
+    backend.set_mode(Mode::Unavailable);
+    call(&channel, &THREE_ATTEMPTS).await.expect_err("failing");
+    let budgets = backend.budgets();
+    assert!(exact(&budgets[0]), "{budgets:?}");
+    assert!(rounded(&budgets[1]), "{budgets:?}");
+    assert!(budgets[2..].iter().all(|b| exact(b)), "{budgets:?}");
+    assert_eq!(budgets.len(), 4, "{budgets:?}");
+    let caller = Context::background().with_timeout(Duration::from_millis(500));
+    channel
+        .unary::<_, Account, AccountsError>(&caller, &THREE_ATTEMPTS, request())
+        .await
+        .expect_err("failing");
+    let budgets = backend.budgets();
+    assert!(exact(&budgets[4]), "{budgets:?}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn retries_never_go_past_the_deadline() {
     let backend = Backend::new("b");

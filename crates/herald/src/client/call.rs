@@ -11,7 +11,7 @@
 //! ```
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -338,6 +338,8 @@ impl Channel {
         let context = Attempt {
             ctx,
             deadline,
+            // A deadline not the caller's is the method's, counted from `started`.
+            steady: AtomicBool::new(deadline.is_some() && deadline != ctx.deadline()),
             trace: span.as_ref(),
         };
         // Each attempt's future boxed: tonic's is kilobytes, and unboxed it would make every
@@ -378,6 +380,7 @@ impl Channel {
         let call = CallHeaders {
             ctx: attempt.ctx.clone(),
             deadline: attempt.deadline,
+            steady: attempt.steady.swap(false, Ordering::Relaxed),
             trace: attempt.trace.cloned(),
         };
         let mut grpc = Grpc::with_origin(balance.for_call(call), balance.origin().clone());
@@ -426,6 +429,9 @@ impl Channel {
 struct Attempt<'a> {
     ctx: &'a Context,
     deadline: Option<Instant>,
+    /// Until the first attempt takes it: whether the deadline is the method's own, so that
+    /// the first attempt's budget is about the same on every call.
+    steady: AtomicBool,
     /// The call's span, when tracing is on: the callee's parent.
     trace: Option<&'a crate::observe::trace::Trace>,
 }

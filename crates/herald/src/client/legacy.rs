@@ -69,7 +69,8 @@ impl Legacy {
         *http.method_mut() = Method::POST;
         *http.uri_mut() = uri;
         let headers = http.headers_mut();
-        ctx.write_child_headers(headers, deadline, ctx.trace(), Instant::now());
+        // HTTP/1.1 has no header table: the budget goes out exact.
+        ctx.write_child_headers(headers, deadline, false, ctx.trace(), Instant::now());
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),

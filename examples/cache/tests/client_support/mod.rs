@@ -87,6 +87,8 @@ struct State {
     mode: AtomicU8,
     delay_ms: AtomicU64,
     arrivals: Mutex<Vec<Instant>>,
+    /// Each call's `grpc-timeout`, as it arrived.
+    budgets: Mutex<Vec<String>>,
 }
 
 impl Backend {
@@ -114,15 +116,29 @@ impl Backend {
     pub fn arrivals(&self) -> Vec<Instant> {
         self.state.arrivals.lock().expect("lock").clone()
     }
+
+    /// Each call's `grpc-timeout` header ("" when it had none), in arrival order.
+    pub fn budgets(&self) -> Vec<String> {
+        self.state.budgets.lock().expect("lock").clone()
+    }
 }
 
 impl Accounts for Backend {
     async fn get_by_token(
         &self,
-        _ctx: &Context,
+        ctx: &Context,
         _request: GetByTokenRequest,
     ) -> Result<Account, Error<AccountsError>> {
         self.state.calls.fetch_add(1, Ordering::SeqCst);
+        let budget = ctx
+            .request_header("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        self.state
+            .budgets
+            .lock()
+            .expect("lock")
+            .push(budget.to_owned());
         self.state
             .arrivals
             .lock()

@@ -92,6 +92,9 @@ pub(crate) struct Balance {
 pub(crate) struct CallHeaders {
     pub(crate) ctx: crate::Context,
     pub(crate) deadline: Option<Instant>,
+    /// The deadline is the method's own and this is the call's first attempt: its budget
+    /// repeats from call to call (see `Context::write_child_headers`).
+    pub(crate) steady: bool,
     /// The call's span, when tracing is on: the callee's parent.
     pub(crate) trace: Option<crate::observe::trace::Trace>,
 }
@@ -204,6 +207,7 @@ impl tower::Service<Request<Body>> for Balance {
             call.ctx.write_child_headers(
                 request.headers_mut(),
                 call.deadline,
+                call.steady,
                 call.trace.as_ref(),
                 Instant::now(),
             );
@@ -485,18 +489,50 @@ mod tests {
         assert!(headers[&header_names::GRPC_TIMEOUT].is_sensitive());
     }
 
+    /// Both ends' HPACK tables: a budget that differs on every call must stay out of them,
+    /// one that repeats is best in them.
     #[test]
-    fn the_call_headers_are_written_never_indexed() {
-        let mut headers = HeaderMap::new();
+    fn only_a_steady_budget_is_written_indexable() {
         let now = Instant::now();
-        crate::Context::background().write_child_headers(
-            &mut headers,
-            Some(now + Duration::from_secs(1)),
-            None,
-            now,
-        );
-        for name in [&header_names::REQUEST_ID, &header_names::GRPC_TIMEOUT] {
-            assert!(headers[name].is_sensitive(), "{name}");
+        for steady in [false, true] {
+            let mut headers = HeaderMap::new();
+            crate::Context::background().write_child_headers(
+                &mut headers,
+                Some(now + Duration::from_secs(1)),
+                steady,
+                None,
+                now,
+            );
+            assert!(headers[&header_names::REQUEST_ID].is_sensitive());
+            let budget = &headers[&header_names::GRPC_TIMEOUT];
+            assert_eq!(budget.is_sensitive(), !steady);
+            assert_eq!(budget, if steady { "1S" } else { "1000000u" });
         }
+    }
+
+    #[tokio::test]
+    async fn a_steady_budget_goes_out_by_index_from_the_second_call_on() {
+        let ctx = crate::Context::background();
+        let blocks = |steady| {
+            let headers = (0..2)
+                .map(|_| {
+                    let mut headers = HeaderMap::new();
+                    let now = Instant::now();
+                    let deadline = now + Duration::from_millis(100);
+                    ctx.write_child_headers(&mut headers, Some(deadline), steady, None, now);
+                    headers
+                })
+                .collect();
+            crate::client::endpoint::hpack_names::tests::blocks_on_the_wire(headers)
+        };
+        let (steady, exact) = (blocks(true).await, blocks(false).await);
+        // The same request id in all four; the second steady budget is one byte, where an
+        // exact one is its name and value spelled out (about 13 bytes).
+        assert!(
+            steady[1] + 10 <= exact[1],
+            "second request's headers: {} bytes steady, {} exact",
+            steady[1],
+            exact[1]
+        );
     }
 }

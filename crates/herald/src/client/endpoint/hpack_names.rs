@@ -75,7 +75,7 @@ pub(crate) fn never_index(headers: &mut HeaderMap) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use http::HeaderValue;
     use tokio::io::AsyncReadExt;
@@ -129,6 +129,25 @@ mod tests {
     /// The HEADERS blocks of `requests` as h2 encodes them on one fresh connection, read off
     /// the wire; `claim` decides per request whether `IndexedNames` runs on it.
     async fn header_blocks(requests: &[(&str, bool)]) -> Vec<usize> {
+        let names = IndexedNames::default();
+        let headers = requests.iter().map(|(id, claim)| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in [(&REQUEST_ID, *id), (&GRPC_TIMEOUT, "99999u")] {
+                let mut value = HeaderValue::from_str(value).expect("value");
+                value.set_sensitive(true);
+                headers.insert(name.clone(), value);
+            }
+            if *claim {
+                names.claim(&mut headers);
+            }
+            headers
+        });
+        blocks_on_the_wire(headers.collect()).await
+    }
+
+    /// The sizes of the HEADERS blocks h2 writes for requests with `headers`, in order, on one
+    /// fresh connection.
+    pub(crate) async fn blocks_on_the_wire(headers: Vec<HeaderMap>) -> Vec<usize> {
         let (io, mut peer) = tokio::io::duplex(1 << 16);
         let (mut sender, connection) =
             hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
@@ -136,19 +155,12 @@ mod tests {
                 .await
                 .expect("the client side of a handshake needs no answer");
         tokio::spawn(connection);
-        let names = IndexedNames::default();
-        for (id, claim) in requests {
+        let count = headers.len();
+        for headers in headers {
             let mut request = http::Request::post("http://peer/s.S/M")
                 .body(tonic::body::Body::empty())
                 .expect("request");
-            for (name, value) in [(&REQUEST_ID, *id), (&GRPC_TIMEOUT, "99999u")] {
-                let mut value = HeaderValue::from_str(value).expect("value");
-                value.set_sensitive(true);
-                request.headers_mut().insert(name.clone(), value);
-            }
-            if *claim {
-                names.claim(request.headers_mut());
-            }
+            *request.headers_mut() = headers;
             // Never answered: only what goes out is read.
             tokio::spawn(sender.send_request(request));
         }
@@ -157,7 +169,7 @@ mod tests {
         let mut preface = [0u8; 24];
         peer.read_exact(&mut preface).await.expect("preface");
         let mut blocks = Vec::new();
-        while blocks.len() < requests.len() {
+        while blocks.len() < count {
             let mut head = [0u8; 9];
             peer.read_exact(&mut head).await.expect("frame");
             let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
