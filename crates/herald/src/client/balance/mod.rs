@@ -138,6 +138,24 @@ enum Pick {
     Fail(String),
 }
 
+/// A request handed to an endpoint: on its way (the future of its answer), or back for lack
+/// of a ready connection.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the future of an answer holds the request until it is written: never the smaller"
+)]
+enum Handed<F> {
+    Sending(F),
+    NoConnection(Request<Body>),
+}
+
+/// What a request sent on a connection came to, short of a failure.
+enum Sent {
+    Answered(Response<ResponseBody>),
+    /// The connection closed before the request was written, and gave it back.
+    Returned(Request<Body>),
+}
+
 // === impl Balance ===
 
 impl Balance {
@@ -214,9 +232,36 @@ impl tower::Service<Request<Body>> for Balance {
             deadline = call.deadline;
         }
         let shared = self.shared.clone();
+        // The usual case, decided here: an endpoint ready now, with a connection ready. Only
+        // the wait for its answer is boxed, not the loop that waits for endpoints and sends
+        // again, whose state (the request among it) is several times larger: every call would
+        // copy it into its box.
+        shared.ensure_started();
+        let mut first_pass = 0;
+        if let Pick::Ready(endpoint) = shared.try_pick() {
+            let mut names_claimed = false;
+            match shared.try_send_on(endpoint, request, None, &mut names_claimed) {
+                Handed::Sending(answer) => {
+                    return Box::pin(async move {
+                        match answer.await {
+                            Ok(Sent::Answered(response)) => Ok(response),
+                            Ok(Sent::Returned(request)) => {
+                                Box::pin(shared.send(request, deadline, 1, names_claimed)).await
+                            }
+                            Err(status) => Err(status),
+                        }
+                        .map_err(|status| Box::new(status) as BoxError)
+                    });
+                }
+                Handed::NoConnection(returned) => {
+                    request = returned;
+                    first_pass = 1;
+                }
+            }
+        }
         Box::pin(async move {
             shared
-                .send(request, deadline)
+                .send(request, deadline, first_pass, false)
                 .await
                 .map_err(|status| Box::new(status) as BoxError)
         })
@@ -236,57 +281,30 @@ impl fmt::Debug for Balance {
 // === impl Shared ===
 
 impl Shared {
-    /// Sends `request`, of a call with `deadline`.
+    /// Sends `request`, of a call with `deadline`, from pass `first_pass` of [`RESENDS`]
+    /// (`names_claimed`: the request claimed a connection's per-call header names on an earlier
+    /// pass).
     async fn send(
         self: Arc<Self>,
         mut request: Request<Body>,
         deadline: Option<Instant>,
+        first_pass: usize,
+        mut names_claimed: bool,
     ) -> Result<Response<ResponseBody>, tonic::Status> {
         // The request names the authority already: tonic builds its URI on the channel's
         // origin (`Balance::origin`, given to every client the channel makes).
         // `grpc-timeout` was written as the request arrived (`Balance::call`); should it go
         // out only after a wait for an endpoint or a resend, it is written again with the
         // budget left then.
-        let mut names_claimed = false;
-        for pass in 0..RESENDS {
+        for pass in first_pass..RESENDS {
             let (endpoint, waited) = self.pick().await?;
-            let Some(ReadyConnection { mut sender, names }) = endpoint.ready_connection() else {
-                continue;
-            };
-            if let Some(deadline) = deadline.filter(|_| pass > 0 || waited) {
-                refresh_timeout(request.headers_mut(), deadline, Instant::now());
-            }
-            if names_claimed {
-                // Claimed on a connection that gave the request back: not this one's.
-                hpack_names::never_index(request.headers_mut());
-            }
-            names_claimed = names.claim(request.headers_mut());
-            let mut in_flight = InFlight::new(endpoint.clone(), self.clone());
-            // Only latency-weighted balancing needs the time a request took.
-            let started = (self.settings.policy == LoadBalancing::P2cPeakEwma).then(Instant::now);
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    if let Some(started) = started {
-                        endpoint.load().observe(started.elapsed());
-                    }
-                    return Ok(ResponseBody::wrap(response, in_flight));
-                }
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) => {
-                        in_flight.finish(Outcome::Neutral);
-                        request = unsent;
-                    }
-                    None => {
-                        in_flight.finish(Outcome::Failure);
-                        let error = error.into_error();
-                        let message =
-                            endpoint::describe(endpoint.addr(), &error, endpoint.recent_failure());
-                        return Err(unsent::unavailable(
-                            format!("cannot reach {message}"),
-                            never_processed(&error),
-                        ));
-                    }
+            let refresh = deadline.filter(|_| pass > 0 || waited);
+            match self.try_send_on(endpoint, request, refresh, &mut names_claimed) {
+                Handed::Sending(answer) => match answer.await? {
+                    Sent::Answered(response) => return Ok(response),
+                    Sent::Returned(unsent) => request = unsent,
                 },
+                Handed::NoConnection(returned) => request = returned,
             }
         }
         Err(unsent::unavailable(
@@ -296,6 +314,61 @@ impl Shared {
             ),
             true,
         ))
+    }
+
+    /// Sends `request` on a ready connection of `endpoint` — the future of its answer — or
+    /// gives the request back when the endpoint has none. `refresh`: the deadline to write
+    /// `grpc-timeout` for again, the request having waited.
+    fn try_send_on(
+        self: &Arc<Self>,
+        endpoint: Arc<Endpoint>,
+        mut request: Request<Body>,
+        refresh: Option<Instant>,
+        names_claimed: &mut bool,
+    ) -> Handed<impl Future<Output = Result<Sent, tonic::Status>> + use<>> {
+        let Some(ReadyConnection { mut sender, names }) = endpoint.ready_connection() else {
+            return Handed::NoConnection(request);
+        };
+        if let Some(deadline) = refresh {
+            refresh_timeout(request.headers_mut(), deadline, Instant::now());
+        }
+        if *names_claimed {
+            // Claimed on a connection that gave the request back: not this one's.
+            hpack_names::never_index(request.headers_mut());
+        }
+        *names_claimed = names.claim(request.headers_mut());
+        let mut in_flight = InFlight::new(endpoint.clone(), self.clone());
+        // Only latency-weighted balancing needs the time a request took.
+        let started = (self.settings.policy == LoadBalancing::P2cPeakEwma).then(Instant::now);
+        let answer = sender.try_send_request(request);
+        Handed::Sending(async move {
+            // The connection's handle lives as long as the request, as it always has.
+            let _sender = sender;
+            match answer.await {
+                Ok(response) => {
+                    if let Some(started) = started {
+                        endpoint.load().observe(started.elapsed());
+                    }
+                    Ok(Sent::Answered(ResponseBody::wrap(response, in_flight)))
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) => {
+                        in_flight.finish(Outcome::Neutral);
+                        Ok(Sent::Returned(unsent))
+                    }
+                    None => {
+                        in_flight.finish(Outcome::Failure);
+                        let error = error.into_error();
+                        let message =
+                            endpoint::describe(endpoint.addr(), &error, endpoint.recent_failure());
+                        Err(unsent::unavailable(
+                            format!("cannot reach {message}"),
+                            never_processed(&error),
+                        ))
+                    }
+                },
+            }
+        })
     }
 
     /// An endpoint to send to: waits while endpoints are still connecting. With the
