@@ -49,7 +49,8 @@ pub fn format(timeout: Duration) -> String {
 /// [`format`] as a header value, written on the stack: every call with a deadline sends one.
 ///
 /// Marked never-indexed for HPACK: the value differs on almost every call, so indexing it
-/// would only churn both ends' header tables and evict the entries that do repeat.
+/// would only churn both ends' header tables and evict the entries that do repeat (a budget
+/// that does repeat goes out as [`repeating_header_value`]).
 pub fn header_value(timeout: Duration) -> http::HeaderValue {
     let (value, unit) = value_and_unit(timeout);
     let mut header = digits_and_unit(value, unit);
