@@ -114,36 +114,31 @@ fn three_figures(nanos: u128) -> u128 {
 /// `nanos` in the coarsest unit that divides it and holds it in 8 digits (the finest that
 /// holds it, rounded down, when none divides it).
 fn coarsest_exact_unit(nanos: u128) -> (u64, char) {
-    const UNITS: [(char, u128); 6] = [
-        ('H', 3_600_000_000_000),
-        ('M', 60_000_000_000),
-        ('S', 1_000_000_000),
-        ('m', 1_000_000),
-        ('u', 1_000),
-        ('n', 1),
-    ];
-    for (unit, per) in UNITS {
+    for &(unit, per) in UNITS.iter().rev() {
         if nanos.is_multiple_of(per) && nanos / per <= u128::from(MAX_DIGITS_VALUE) {
             return ((nanos / per) as u64, unit);
         }
     }
-    value_and_unit(Duration::from_nanos(
-        u64::try_from(nanos).unwrap_or(u64::MAX),
-    ))
+    finest_unit(nanos)
 }
+
+/// The header's units with their nanoseconds, finest first.
+const UNITS: [(char, u128); 6] = [
+    ('n', 1),
+    ('u', 1_000),
+    ('m', 1_000_000),
+    ('S', 1_000_000_000),
+    ('M', 60_000_000_000),
+    ('H', 3_600_000_000_000),
+];
 
 /// The value and unit [`format`] writes.
 fn value_and_unit(timeout: Duration) -> (u64, char) {
-    let nanos = timeout.as_nanos().max(1);
-    // (unit, nanoseconds per unit), finest first.
-    const UNITS: [(char, u128); 6] = [
-        ('n', 1),
-        ('u', 1_000),
-        ('m', 1_000_000),
-        ('S', 1_000_000_000),
-        ('M', 60_000_000_000),
-        ('H', 3_600_000_000_000),
-    ];
+    finest_unit(timeout.as_nanos().max(1))
+}
+
+/// `nanos` (at least 1) in the finest unit that holds it in 8 digits.
+fn finest_unit(nanos: u128) -> (u64, char) {
     for (unit, per) in UNITS {
         // Round down: sending a little less budget than we have is safe; more is not.
         let value = nanos / per;
