@@ -34,19 +34,21 @@ async fn compressed_responses_come_only_to_a_channel_that_accepts_them() {
             .insecure_plaintext()
     };
     assert_eq!(response_encoding(channel()).await, None, "by default");
-    assert_eq!(
-        response_encoding(channel().accept_compressed(Compression::Gzip))
-            .await
-            .as_deref(),
-        Some("gzip"),
-        "accepting gzip"
-    );
-    assert_eq!(
-        response_encoding(channel().compression(Compression::Gzip))
-            .await
-            .as_deref(),
-        Some("gzip"),
-        "compressing requests with gzip"
-    );
+    for (builder, how) in [
+        (
+            channel().accept_compressed(Compression::Gzip),
+            "accepting gzip",
+        ),
+        (
+            channel().compression(Compression::Gzip),
+            "compressing requests with gzip",
+        ),
+    ] {
+        assert_eq!(
+            response_encoding(builder).await.as_deref(),
+            Some("gzip"),
+            "{how}"
+        );
+    }
     server.shutdown().await;
 }
