@@ -84,10 +84,11 @@ fn digits_and_unit(mut value: u64, unit: char) -> http::HeaderValue {
 /// table.) The last value made on this thread is kept, so a repeat costs no allocation.
 pub(crate) fn repeating_header_value(budget: Duration) -> http::HeaderValue {
     thread_local! {
-        static LAST: std::cell::RefCell<Option<(u128, http::HeaderValue)>> =
+        static LAST: std::cell::RefCell<Option<(u64, http::HeaderValue)>> =
             const { std::cell::RefCell::new(None) };
     }
-    let nanos = three_figures(budget.as_nanos().max(1));
+    // Past u64's 584 years, a budget is as good as endless.
+    let nanos = three_figures(u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX).max(1));
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         if let Some((made, value)) = last.as_ref()
@@ -95,17 +96,18 @@ pub(crate) fn repeating_header_value(budget: Duration) -> http::HeaderValue {
         {
             return value.clone();
         }
-        let (value, unit) = coarsest_exact_unit(nanos);
+        let (value, unit) = coarsest_exact_unit(u128::from(nanos));
         let header = digits_and_unit(value, unit);
         *last = Some((nanos, header.clone()));
         header
     })
 }
 
-/// `nanos` rounded down to its three most significant decimal digits.
-fn three_figures(nanos: u128) -> u128 {
-    let mut step = 1;
-    while nanos / step >= 1000 {
+/// `nanos` rounded down to its three most significant decimal digits. Two divisions, on
+/// every call with a steady budget: the scale is found by multiplying.
+fn three_figures(nanos: u64) -> u64 {
+    let (mut step, limit) = (1, nanos / 1000);
+    while step <= limit {
         step *= 10;
     }
     nanos / step * step
