@@ -220,11 +220,11 @@ impl Breaker {
             // Late outcomes of calls let through before the breaker opened.
             return None;
         };
-        inner.window.record(now, failed);
-        let (calls, failures) = inner.window.totals(now);
-        let tripped = calls >= self.policy.minimum_requests.max(1)
+        let (calls, failures) = inner.window.record(now, failed);
+        let tripped = failures > 0
+            && calls >= self.policy.minimum_requests.max(1)
             && f64::from(failures) >= self.policy.failure_ratio * f64::from(calls);
-        if tripped && failures > 0 {
+        if tripped {
             inner.state = self.open(now, calls, failures);
             self.closed.store(false, Ordering::Release);
             inner.window.clear();
