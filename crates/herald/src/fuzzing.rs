@@ -205,9 +205,8 @@ pub fn request_metadata(data: &[u8]) {
     ctx.write_child_headers(
         &mut out,
         ctx.child_deadline(now, Some(cap)),
-        false,
+        None,
         ctx.trace(),
-        now,
     );
     let budget = out
         .get(timeout::GRPC_TIMEOUT)

@@ -335,11 +335,15 @@ impl Channel {
             started: &attempts,
             call_started: started,
         };
+        // A deadline not the caller's is the method's, counted from `started`.
+        let own_timeout = deadline
+            .filter(|&d| Some(d) != ctx.deadline())
+            .map(|d| d - started);
         let context = Attempt {
             ctx,
             deadline,
-            // A deadline not the caller's is the method's, counted from `started`.
-            steady: AtomicBool::new(deadline.is_some() && deadline != ctx.deadline()),
+            steady: AtomicBool::new(own_timeout.is_some()),
+            own_timeout,
             trace: span.as_ref(),
         };
         // Each attempt's future boxed: tonic's is kilobytes, and unboxed it would make every
@@ -380,7 +384,9 @@ impl Channel {
         let call = CallHeaders {
             ctx: attempt.ctx.clone(),
             deadline: attempt.deadline,
-            steady: attempt.steady.swap(false, Ordering::Relaxed),
+            steady: attempt
+                .own_timeout
+                .filter(|_| attempt.steady.swap(false, Ordering::Relaxed)),
             trace: attempt.trace.cloned(),
         };
         let mut grpc = Grpc::with_origin(balance.for_call(call), balance.origin().clone());
@@ -432,6 +438,8 @@ struct Attempt<'a> {
     /// Until the first attempt takes it: whether the deadline is the method's own, so that
     /// the first attempt's budget is about the same on every call.
     steady: AtomicBool,
+    /// The method's timeout, when the deadline is it counted from the call's start.
+    own_timeout: Option<Duration>,
     /// The call's span, when tracing is on: the callee's parent.
     trace: Option<&'a crate::observe::trace::Trace>,
 }

@@ -70,7 +70,7 @@ impl Legacy {
         *http.uri_mut() = uri;
         let headers = http.headers_mut();
         // HTTP/1.1 has no header table: the budget goes out exact.
-        ctx.write_child_headers(headers, deadline, false, ctx.trace(), Instant::now());
+        ctx.write_child_headers(headers, deadline, None, ctx.trace());
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),

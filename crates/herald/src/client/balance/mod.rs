@@ -92,9 +92,10 @@ pub(crate) struct Balance {
 pub(crate) struct CallHeaders {
     pub(crate) ctx: crate::Context,
     pub(crate) deadline: Option<Instant>,
-    /// The deadline is the method's own and this is the call's first attempt: its budget
-    /// repeats from call to call (see `Context::write_child_headers`).
-    pub(crate) steady: bool,
+    /// The method's own timeout, when the deadline is that timeout from the call's start
+    /// and this is its first attempt: a budget that repeats from call to call (see
+    /// `Context::write_child_headers`).
+    pub(crate) steady: Option<std::time::Duration>,
     /// The call's span, when tracing is on: the callee's parent.
     pub(crate) trace: Option<crate::observe::trace::Trace>,
 }
@@ -227,7 +228,6 @@ impl tower::Service<Request<Body>> for Balance {
                 call.deadline,
                 call.steady,
                 call.trace.as_ref(),
-                Instant::now(),
             );
             deadline = call.deadline;
         }
@@ -564,41 +564,42 @@ mod tests {
 
     /// Both ends' HPACK tables: a budget that differs on every call must stay out of them,
     /// one that repeats is best in them.
-    #[test]
-    fn only_a_steady_budget_is_written_indexable() {
-        let now = Instant::now();
-        for steady in [false, true] {
+    #[tokio::test(start_paused = true)]
+    async fn only_a_steady_budget_is_written_indexable() {
+        let second = Duration::from_secs(1);
+        for steady in [None, Some(second)] {
             let mut headers = HeaderMap::new();
             crate::Context::background().write_child_headers(
                 &mut headers,
-                Some(now + Duration::from_secs(1)),
+                Some(Instant::now() + second),
                 steady,
                 None,
-                now,
             );
             assert!(headers[&header_names::REQUEST_ID].is_sensitive());
             let budget = &headers[&header_names::GRPC_TIMEOUT];
-            assert_eq!(budget.is_sensitive(), !steady);
-            assert_eq!(budget, if steady { "1S" } else { "1000000u" });
+            assert_eq!(budget.is_sensitive(), steady.is_none());
+            // A steady budget is the timeout rounded down below itself (the time since the
+            // call started is not measured): never more than the time left.
+            assert_eq!(budget, if steady.is_some() { "999m" } else { "1000000u" });
         }
     }
 
     #[tokio::test]
     async fn a_steady_budget_goes_out_by_index_from_the_second_call_on() {
         let ctx = crate::Context::background();
+        let timeout = Duration::from_millis(100);
         let blocks = |steady| {
             let headers = (0..2)
                 .map(|_| {
                     let mut headers = HeaderMap::new();
-                    let now = Instant::now();
-                    let deadline = now + Duration::from_millis(100);
-                    ctx.write_child_headers(&mut headers, Some(deadline), steady, None, now);
+                    let deadline = Instant::now() + timeout;
+                    ctx.write_child_headers(&mut headers, Some(deadline), steady, None);
                     headers
                 })
                 .collect();
             crate::client::endpoint::hpack_names::tests::blocks_on_the_wire(headers)
         };
-        let (steady, exact) = (blocks(true).await, blocks(false).await);
+        let (steady, exact) = (blocks(Some(timeout)).await, blocks(None).await);
         // The same request id in all four; the second steady budget is one byte, where an
         // exact one is its name and value spelled out (about 13 bytes).
         assert!(
