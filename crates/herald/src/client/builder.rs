@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use crate::Identity;
 use crate::client::balance::{Balance, LoadBalancing, OutlierDetection, Settings};
-use crate::client::breaker::Breakers;
 use crate::client::channel::{Channel, ChannelError, Inner};
 use crate::client::connector::Connector;
 use crate::client::discover::Discovery;
 use crate::client::keepalive::Keepalive;
+use crate::client::methods::Methods;
 use crate::client::observe::Observer;
 use crate::client::retry::RetryBudget;
 use crate::tls::ClientTls;
@@ -181,7 +181,7 @@ impl Builder {
         Ok(Channel {
             inner: Arc::new(Inner {
                 balance: Balance::new(self.discovery, settings),
-                breakers: Breakers::default(),
+                methods: Methods::default(),
                 budget: self.budget,
                 observer: self.observer,
                 compression: self.compression,

@@ -26,6 +26,7 @@ use crate::MetadataCapture;
 use crate::app_error::AppError;
 use crate::client::balance::{Balance, CallHeaders};
 use crate::client::channel::Channel;
+use crate::client::methods::Method;
 use crate::client::observe::{BreakerEvent, CallEvent};
 use crate::client::replay::{Replay, Requests};
 use crate::client::response_stream::ResponseStream;
@@ -103,8 +104,9 @@ impl Channel {
         self.call(ctx, method, &|| true, |mut grpc, attempt| {
             let request = tonic::Request::new(request.clone());
             let capture = attempt.ctx.capture().cloned();
+            let path = attempt.path.clone();
             async move {
-                let result = grpc.unary(request, path(method), C::default()).await;
+                let result = grpc.unary(request, path, C::default()).await;
                 record_head(capture.as_ref(), &result);
                 result.map(tonic::Response::into_inner)
             }
@@ -150,10 +152,9 @@ impl Channel {
             let request = tonic::Request::new(request.clone());
             let deadline = attempt.deadline;
             let capture = attempt.ctx.capture().cloned();
+            let path = attempt.path.clone();
             async move {
-                let result = grpc
-                    .server_streaming(request, path(method), C::default())
-                    .await;
+                let result = grpc.server_streaming(request, path, C::default()).await;
                 started(result, method, deadline, capture)
             }
         })
@@ -185,10 +186,11 @@ impl Channel {
             let request = requests.next_attempt().map(tonic::Request::new);
             let replay = requests.replay();
             let capture = attempt.ctx.capture().cloned();
+            let path = attempt.path.clone();
             async move {
                 let request = request.ok_or_else(spent)?;
                 let result = one_response(
-                    grpc.streaming(request, path(method), ProstCodec::<Req, Resp>::default()),
+                    grpc.streaming(request, path, ProstCodec::<Req, Resp>::default()),
                     replay,
                 )
                 .await;
@@ -242,9 +244,10 @@ impl Channel {
             let replay = requests.replay();
             let deadline = attempt.deadline;
             let capture = attempt.ctx.capture().cloned();
+            let path = attempt.path.clone();
             async move {
                 let request = request.ok_or_else(spent)?;
-                let result = grpc.streaming(request, path(method), C::default()).await;
+                let result = grpc.streaming(request, path, C::default()).await;
                 if let (Ok(_), Some(replay)) = (&result, replay) {
                     replay.commit();
                 }
@@ -311,7 +314,8 @@ impl Channel {
                 return Err(error);
             }
         };
-        let permit = match inner.breakers.get(method).map(|b| b.acquire(started)) {
+        let Method { path, breaker } = inner.methods.get(method);
+        let permit = match breaker.map(|b| b.acquire(started)) {
             None => None,
             Some((acquired, transition)) => {
                 self.breaker_changed(method, transition);
@@ -344,6 +348,7 @@ impl Channel {
             deadline,
             steady: AtomicBool::new(own_timeout.is_some()),
             own_timeout,
+            path,
             trace: span.as_ref(),
         };
         // Each attempt's future boxed: tonic's is kilobytes, and unboxed it would make every
@@ -440,6 +445,8 @@ struct Attempt<'a> {
     steady: AtomicBool,
     /// The method's timeout, when the deadline is it counted from the call's start.
     own_timeout: Option<Duration>,
+    /// The method's path, parsed once per channel.
+    path: PathAndQuery,
     /// The call's span, when tracing is on: the callee's parent.
     trace: Option<&'a crate::observe::trace::Trace>,
 }
@@ -533,10 +540,6 @@ pub(crate) fn cap(method: &MethodContract) -> Option<Duration> {
         (d, None) => d,
         (None, t) => t,
     }
-}
-
-fn path(method: &'static MethodContract) -> PathAndQuery {
-    PathAndQuery::from_static(method.path)
 }
 
 /// Stops waiting at the deadline (`None` then): the server will have given up too.

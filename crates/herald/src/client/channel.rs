@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use crate::Identity;
 use crate::client::balance::Balance;
-use crate::client::breaker::{BreakerState, Breakers};
+use crate::client::breaker::BreakerState;
 use crate::client::builder::Builder;
 use crate::client::discover::{Discovery, DiscoveryError};
+use crate::client::methods::Methods;
 use crate::client::observe::Observer;
 use crate::client::retry::RetryBudget;
 use crate::contract::MethodContract;
@@ -28,7 +29,8 @@ pub struct Channel {
 
 pub(crate) struct Inner {
     pub(crate) balance: Balance,
-    pub(crate) breakers: Breakers,
+    /// Per method: its parsed path and its breaker.
+    pub(crate) methods: Methods,
     pub(crate) budget: RetryBudget,
     pub(crate) observer: Arc<dyn Observer>,
     pub(crate) compression: Option<crate::Compression>,
@@ -131,7 +133,7 @@ impl Channel {
 
     /// The state of `method`'s circuit breaker; `None` when its contract has none.
     pub fn breaker_state(&self, method: &'static MethodContract) -> Option<BreakerState> {
-        self.inner.breakers.get(method).map(|b| b.state())
+        self.inner.methods.get(method).breaker.map(|b| b.state())
     }
 }
 
@@ -140,7 +142,7 @@ impl fmt::Debug for Channel {
         f.debug_struct("Channel")
             .field("balance", &self.inner.balance)
             .field("retry_budget", &self.inner.budget)
-            .field("breakers", &self.inner.breakers)
+            .field("methods", &self.inner.methods)
             .finish_non_exhaustive()
     }
 }

@@ -47,6 +47,7 @@ mod discover;
 mod endpoint;
 mod keepalive;
 mod legacy;
+mod methods;
 pub mod observe;
 mod raw;
 mod replay;

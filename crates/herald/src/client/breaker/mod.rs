@@ -17,18 +17,15 @@
 
 mod window;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
 use crate::Code;
 use crate::contract::{BreakerPolicy, MethodContract};
-use crate::cow_map::AddressHash;
 
 use window::Window;
 
@@ -43,15 +40,7 @@ pub enum BreakerState {
     HalfOpen,
 }
 
-/// The breakers of a channel's methods, made on first use. Every call looks its method up:
-/// reads take no lock (a new method copies the small map).
-#[derive(Debug, Default)]
-pub(crate) struct Breakers {
-    by_method: ArcSwap<HashMap<usize, Arc<Breaker>, AddressHash>>,
-    adding: Mutex<()>,
-}
-
-/// The breaker of one method.
+/// The breaker of one method (a channel keeps one per method: `client::methods`).
 pub(crate) struct Breaker {
     method: &'static MethodContract,
     policy: &'static BreakerPolicy,
@@ -89,30 +78,15 @@ pub(crate) struct Permit {
 /// A state change, to report to the observer (outside the breaker's lock).
 pub(crate) type Transition = (BreakerState, BreakerState);
 
-// === impl Breakers ===
-
-impl Breakers {
-    /// The breaker of `method`, if its contract has one.
-    pub(crate) fn get(&self, method: &'static MethodContract) -> Option<Arc<Breaker>> {
-        let policy = method.client.circuit_breaker.as_ref()?;
-        let key = std::ptr::from_ref(method) as usize;
-        if let Some(breaker) = self.by_method.load().get(&key) {
-            return Some(breaker.clone());
-        }
-        let _adding = self.adding.lock().ok()?;
-        let mut map = HashMap::clone(&self.by_method.load());
-        let breaker = map
-            .entry(key)
-            .or_insert_with(|| Arc::new(Breaker::new(method, policy, Instant::now())))
-            .clone();
-        self.by_method.store(Arc::new(map));
-        Some(breaker)
-    }
-}
-
 // === impl Breaker ===
 
 impl Breaker {
+    /// `method`'s breaker, closed, if its contract has one.
+    pub(crate) fn for_method(method: &'static MethodContract, now: Instant) -> Option<Breaker> {
+        let policy = method.client.circuit_breaker.as_ref()?;
+        Some(Breaker::new(method, policy, now))
+    }
+
     fn new(method: &'static MethodContract, policy: &'static BreakerPolicy, now: Instant) -> Self {
         Breaker {
             method,
