@@ -44,27 +44,8 @@ impl Methods {
 mod tests {
     use super::*;
     use crate::client::breaker::BreakerState;
-    use crate::contract::{BreakerPolicy, ClientPolicy, RpcKind};
-    use std::time::Duration;
-
-    static WITH_BREAKER: MethodContract = MethodContract {
-        service: "t.S",
-        method: "Guarded",
-        path: "/t.S/Guarded",
-        kind: RpcKind::Unary,
-        deadline: None,
-        client: ClientPolicy {
-            timeout: None,
-            idempotent: true,
-            retry: None,
-            circuit_breaker: Some(BreakerPolicy {
-                window: Duration::from_secs(10),
-                failure_ratio: 0.5,
-                minimum_requests: 1,
-                open_for: Duration::from_secs(5),
-            }),
-        },
-    };
+    use crate::client::breaker::tests::METHOD as WITH_BREAKER;
+    use crate::contract::RpcKind;
 
     static PLAIN: MethodContract =
         MethodContract::bare("t.S", "Plain", "/t.S/Plain", RpcKind::Unary);
@@ -77,13 +58,15 @@ mod tests {
         assert!(plain.breaker.is_none());
 
         let first = methods.get(&WITH_BREAKER);
-        assert_eq!(first.path.as_str(), "/t.S/Guarded");
+        assert_eq!(first.path.as_str(), WITH_BREAKER.path);
         let breaker = first.breaker.expect("the contract has a breaker");
-        // A failure opens it (minimum 1, ratio 0.5): the next lookup finds the same breaker.
-        let (permit, _) = breaker.acquire(Instant::now());
-        let _ = permit
-            .expect("closed")
-            .record(crate::Code::Unavailable, Instant::now());
+        // Four failures open it: every later lookup finds that same breaker, open.
+        for _ in 0..4 {
+            let (permit, _) = breaker.acquire(Instant::now());
+            let _ = permit
+                .expect("closed")
+                .record(crate::Code::Unavailable, Instant::now());
+        }
         let again = methods.get(&WITH_BREAKER).breaker.expect("breaker");
         assert!(Arc::ptr_eq(&breaker, &again));
         assert_eq!(again.state(), BreakerState::Open);

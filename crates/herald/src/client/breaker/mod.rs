@@ -258,7 +258,7 @@ pub(crate) fn is_failure(code: Code) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::contract::{ClientPolicy, RpcKind};
 
@@ -269,7 +269,9 @@ mod tests {
         open_for: Duration::from_secs(5),
     };
 
-    static METHOD: MethodContract = MethodContract {
+    /// A method whose breaker opens on four failures in four calls (also `client::methods`'
+    /// test's).
+    pub(crate) static METHOD: MethodContract = MethodContract {
         service: "t.S",
         method: "M",
         path: "/t.S/M",
