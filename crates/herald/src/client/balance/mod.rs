@@ -86,8 +86,7 @@ pub(crate) struct Balance {
 ///
 /// Written by the balancer as each request reaches it, not put in the tonic request's
 /// metadata: tonic sifts a non-empty metadata map for reserved headers on every request (six
-/// hashed lookups), and the balancer reads the clock at that moment anyway, to time a wait
-/// for an endpoint.
+/// hashed lookups), and an exact budget is best measured as late as possible before sending.
 #[derive(Clone)]
 pub(crate) struct CallHeaders {
     pub(crate) ctx: crate::Context,
