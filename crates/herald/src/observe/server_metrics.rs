@@ -3,7 +3,8 @@
 //! Per-method series are created once at start-up from the contract table; per-caller
 //! series on a caller's first request, then cached: a request finds its caller's counters by
 //! the identity's number (an index into a table) and bumps atomics — no string formatting,
-//! no hashing, no lock.
+//! no hashing, no lock. The caller's entry also keeps the method and caller as its access
+//! lines spell them, rendered with the entry.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use prometheus_client::registry::Registry;
 
 use crate::contract::MethodContract;
 use crate::cow_map::CowMap;
+use crate::observe::access_log;
 use crate::observe::histogram::LatencyHistogram;
 use crate::{Code, Identity};
 
@@ -67,9 +69,11 @@ pub(crate) struct MethodMetrics {
 }
 
 /// One caller's request counters on one method, by code, made on first use.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct CallerCounters {
     by_code: [OnceLock<Counter>; 17],
+    /// `"method":…,"caller":…` as this caller's access lines on this method say it.
+    access_fields: Box<str>,
 }
 
 // === impl ServerMetrics ===
@@ -130,18 +134,29 @@ impl ServerMetrics {
 // === impl MethodMetrics ===
 
 impl MethodMetrics {
-    /// Records one answered request.
-    pub(crate) fn record(&self, caller: Option<&Identity>, code: Code, took: Duration) {
+    /// Records one answered request, then hands `log` the method and caller as the request's
+    /// access line spells them (`"method":…,"caller":…`, rendered once per caller with its
+    /// counters: the line needs no escaping of its own).
+    pub(crate) fn record(
+        &self,
+        caller: Option<&Identity>,
+        code: Code,
+        took: Duration,
+        log: impl FnOnce(&str),
+    ) {
         self.duration.observe(took);
         let name = caller.map_or("", Identity::as_str);
-        let by_name = || self.callers.get_or_insert_with(name, Arc::default);
+        let by_name = || {
+            self.callers
+                .get_or_insert_with(name, || Arc::new(CallerCounters::new(self.contract, name)))
+        };
         let slot = match caller {
             None => Some(&self.unauthenticated),
             Some(who) => self.numbered.get(who.index()),
         };
         match slot {
-            Some(slot) => slot.get_or_init(by_name).count(self, name, code),
-            None => by_name().count(self, name, code),
+            Some(slot) => slot.get_or_init(by_name).count(self, name, code, log),
+            None => by_name().count(self, name, code, log),
         }
     }
 
@@ -167,7 +182,19 @@ impl MethodMetrics {
 // === impl CallerCounters ===
 
 impl CallerCounters {
-    fn count(&self, method: &MethodMetrics, name: &str, code: Code) {
+    fn new(method: &MethodContract, caller: &str) -> CallerCounters {
+        let caller = if caller.is_empty() {
+            UNAUTHENTICATED
+        } else {
+            caller
+        };
+        CallerCounters {
+            by_code: Default::default(),
+            access_fields: access_log::fields(method.full_name(), caller).into(),
+        }
+    }
+
+    fn count(&self, method: &MethodMetrics, name: &str, code: Code, log: impl FnOnce(&str)) {
         self.by_code[code as usize]
             .get_or_init(|| {
                 let labels = RequestLabels {
@@ -183,6 +210,7 @@ impl CallerCounters {
                 method.requests.get_or_create(&labels).clone()
             })
             .inc();
+        log(&self.access_fields);
     }
 }
 
@@ -211,12 +239,17 @@ mod tests {
         assert!(callers.iter().any(|c| c.index() >= NUMBERED_CALLERS));
         for (i, caller) in callers.iter().enumerate() {
             for _ in 0..=i {
-                metrics.record(Some(caller), Code::Ok, Duration::from_millis(1));
+                metrics.record(Some(caller), Code::Ok, Duration::from_millis(1), |_| ());
             }
-            metrics.record(Some(caller), Code::NotFound, Duration::from_millis(1));
+            metrics.record(
+                Some(caller),
+                Code::NotFound,
+                Duration::from_millis(1),
+                |_| (),
+            );
         }
-        metrics.record(None, Code::Ok, Duration::from_millis(1));
-        metrics.record(None, Code::Ok, Duration::from_millis(1));
+        metrics.record(None, Code::Ok, Duration::from_millis(1), |_| ());
+        metrics.record(None, Code::Ok, Duration::from_millis(1), |_| ());
 
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");

@@ -5,13 +5,15 @@
 //! Off until [`Tracing::install`]: then, and only then, spans are made — a server without
 //! tracing pays one atomic load per request for it.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{
-    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState, Tracer, TracerProvider,
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
+    Tracer, TracerProvider,
 };
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
@@ -82,6 +84,7 @@ impl Tracing {
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+            .with_id_generator(DecidedIds)
             .with_resource(
                 Resource::builder()
                     .with_service_name(config.service_name)
@@ -175,30 +178,57 @@ fn start(
     kind: SpanKind,
     more: impl FnOnce() -> Vec<KeyValue>,
 ) -> Trace {
-    if let Choice::Skip(unrecorded) = choose(installed, &parent, method, kind.clone()) {
-        return Trace::Unrecorded(unrecorded);
-    }
+    let new_trace = match choose(installed, &parent, method, kind.clone()) {
+        Choice::Skip(unrecorded) => return Trace::Unrecorded(unrecorded),
+        Choice::Record(new_trace) => new_trace,
+    };
     let mut attributes = vec![
         KeyValue::new("rpc.system", "grpc"),
         KeyValue::new("rpc.service", method.service),
         KeyValue::new("rpc.method", method.method),
     ];
     attributes.extend(more());
+    // The SDK (0.33) draws a new trace's id itself, ignoring a builder's: it is handed the id
+    // sampled by through this thread, so that the trace exported is the one chosen.
+    DECIDED_TRACE_ID.set(new_trace);
     let span = installed
         .tracer
         .span_builder(method.full_name())
         .with_kind(kind)
         .with_attributes(attributes)
         .start_with_context(&installed.tracer, &parent);
+    DECIDED_TRACE_ID.set(None);
     Trace::Recorded(parent.with_span(span))
+}
+
+thread_local! {
+    /// The id of the new trace whose root span this thread is starting (see [`DecidedIds`]).
+    static DECIDED_TRACE_ID: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+/// The SDK's ids: for a new trace the one `choose` sampled by, when this thread is starting
+/// its root span; otherwise random, as the SDK's own generator.
+#[derive(Debug)]
+struct DecidedIds;
+
+impl IdGenerator for DecidedIds {
+    fn new_trace_id(&self) -> TraceId {
+        DECIDED_TRACE_ID
+            .take()
+            .unwrap_or_else(|| RandomIdGenerator::default().new_trace_id())
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        RandomIdGenerator::default().new_span_id()
+    }
 }
 
 /// Whether a span under `parent` is recorded: as the caller chose, or for a new trace by the
 /// sampling ratio — decided before any span object exists (the SDK's own sampler, which would
 /// decide after, is `ParentBased(AlwaysOn)`: it records whatever reaches it).
 enum Choice {
-    /// Make the span (the SDK records it).
-    Record,
+    /// Make the span (the SDK records it); a new trace's id, the one the ratio was applied to.
+    Record(Option<TraceId>),
     /// Do not record; what callees are told.
     Skip(SpanContext),
 }
@@ -213,7 +243,7 @@ fn choose(
     let known = span.span_context();
     if known.is_valid() {
         return if known.is_sampled() {
-            Choice::Record
+            Choice::Record(None)
         } else {
             Choice::Skip(known.clone())
         };
@@ -224,7 +254,7 @@ fn choose(
             .root_sampler
             .should_sample(None, trace_id, method.full_name(), &kind, &[], &[]);
     if decision.decision == SamplingDecision::RecordAndSample {
-        Choice::Record
+        Choice::Record(Some(trace_id))
     } else {
         Choice::Skip(SpanContext::new(
             trace_id,
@@ -283,5 +313,52 @@ impl Injector for HeadersMut<'_> {
             value.set_sensitive(name == crate::header_names::TRACEPARENT);
             self.0.insert(name, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::call::testing::METHOD;
+
+    #[test]
+    fn a_new_trace_is_exported_under_the_id_its_sampling_chose() {
+        let ratio = Sampler::TraceIdRatioBased(0.5);
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+            .with_id_generator(DecidedIds)
+            .build();
+        let installed = Installed {
+            tracer: provider.tracer("test"),
+            root_sampler: ratio.clone(),
+        };
+        let sampled_by_ratio = |id| {
+            ratio
+                .should_sample(None, id, "m", &SpanKind::Server, &[], &[])
+                .decision
+                == SamplingDecision::RecordAndSample
+        };
+        let (mut recorded, mut skipped) = (0, 0);
+        for _ in 0..200 {
+            let root = opentelemetry::Context::new();
+            match start(&installed, root, &METHOD, SpanKind::Server, Vec::new) {
+                Trace::Recorded(cx) => {
+                    let id = cx.span().span_context().trace_id();
+                    // The SDK's own id would pass the ratio half the time only.
+                    assert!(sampled_by_ratio(id), "{id} was not the id sampled by");
+                    recorded += 1;
+                }
+                Trace::Unrecorded(unrecorded) => {
+                    assert!(!sampled_by_ratio(unrecorded.trace_id()));
+                    skipped += 1;
+                }
+            }
+        }
+        assert!(
+            recorded > 0 && skipped > 0,
+            "{recorded} recorded, {skipped} not"
+        );
+        // Handed over once: ids drawn afterwards (a child's span, another trace) are fresh.
+        assert_eq!(DECIDED_TRACE_ID.get(), None);
     }
 }

@@ -193,17 +193,20 @@ impl Record {
         let took = now.saturating_duration_since(self.start);
         let method = &self.method;
         method.metrics.in_flight.dec();
-        method.metrics.record(self.ctx.caller(), code, took);
         if let Some(trace) = self.ctx.trace() {
             crate::observe::trace::end(trace, code);
         }
-        access_log::log(&AccessLine {
-            method: method.method.contract.full_name(),
-            caller: self.ctx.caller().map_or(UNAUTHENTICATED, |c| c.as_str()),
-            code: code.name(),
-            took,
-            request_id: self.ctx.request_id(),
-            at: now,
+        let caller = self.ctx.caller();
+        method.metrics.record(caller, code, took, |fields| {
+            access_log::log(&AccessLine {
+                method: method.method.contract.full_name(),
+                caller: caller.map_or(UNAUTHENTICATED, |c| c.as_str()),
+                fields,
+                code,
+                took,
+                request_id: self.ctx.request_id(),
+                at: now,
+            });
         });
     }
 }
