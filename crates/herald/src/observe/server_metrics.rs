@@ -241,15 +241,22 @@ mod tests {
             for _ in 0..=i {
                 metrics.record(Some(caller), Code::Ok, Duration::from_millis(1), |_| ());
             }
+            // The access line's fields come with the counters, whichever way they were found.
+            let mut logged = String::new();
             metrics.record(
                 Some(caller),
                 Code::NotFound,
                 Duration::from_millis(1),
-                |_| (),
+                |fields| logged = fields.to_owned(),
             );
+            assert_eq!(logged, access_log::fields("t.S/M", caller.as_str()));
         }
+        let mut logged = String::new();
         metrics.record(None, Code::Ok, Duration::from_millis(1), |_| ());
-        metrics.record(None, Code::Ok, Duration::from_millis(1), |_| ());
+        metrics.record(None, Code::Ok, Duration::from_millis(1), |fields| {
+            logged = fields.to_owned();
+        });
+        assert_eq!(logged, access_log::fields("t.S/M", UNAUTHENTICATED));
 
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
