@@ -183,14 +183,9 @@ impl MethodMetrics {
 
 impl CallerCounters {
     fn new(method: &MethodContract, caller: &str) -> CallerCounters {
-        let caller = if caller.is_empty() {
-            UNAUTHENTICATED
-        } else {
-            caller
-        };
         CallerCounters {
             by_code: Default::default(),
-            access_fields: access_log::fields(method.full_name(), caller).into(),
+            access_fields: access_log::fields(method.full_name(), caller_label(caller)).into(),
         }
     }
 
@@ -200,17 +195,23 @@ impl CallerCounters {
                 let labels = RequestLabels {
                     service: method.contract.service,
                     method: method.contract.method,
-                    caller: if name.is_empty() {
-                        UNAUTHENTICATED.to_owned()
-                    } else {
-                        name.to_owned()
-                    },
+                    caller: caller_label(name).to_owned(),
                     code: code.name(),
                 };
                 method.requests.get_or_create(&labels).clone()
             })
             .inc();
         log(&self.access_fields);
+    }
+}
+
+/// How a caller's requests are labelled (in metrics and access lines): its identity, or
+/// [`UNAUTHENTICATED`] for `""`, requests without one.
+fn caller_label(name: &str) -> &str {
+    if name.is_empty() {
+        UNAUTHENTICATED
+    } else {
+        name
     }
 }
 
