@@ -181,7 +181,10 @@ pub fn request_metadata(data: &[u8]) {
     match theirs {
         Some(theirs) => assert_eq!(theirs.as_bytes(), id.as_bytes()),
         None => assert!(
-            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            id.len() == crate::context::REQUEST_ID_DIGITS
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "request id {id:?} is not a fresh one"
         ),
     }
