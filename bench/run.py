@@ -1,9 +1,10 @@
 """Side-by-side gRPC echo benchmark: the engine behind bench/run (see bench/README.md).
 
 Each server under test is a command line that starts a plaintext (h2c) gRPC server for bench.Echo/Call on
-127.0.0.1:{port}. For every scenario the servers are warmed up, then measured in interleaved rounds
-(A B C A B C ...): each round starts the server pinned to one CPU, loads it with h2load pinned to the other CPU,
-reads per-request latencies from h2load's log file and the server's CPU time from /proc, and stops the server.
+127.0.0.1:{port}. For every scenario the servers are warmed up, then measured in interleaved rounds, the
+order rotated from round to round (A B C, B C A, C A B, ...): each round starts the server pinned to one CPU,
+loads it with h2load pinned to the other CPU, reads per-request latencies from h2load's log file and the server's
+CPU time from /proc, and stops the server.
 The idle-connections scenario instead reads the server's resident memory before and after opening many idle
 connections (bench/idle.py). Results: target/bench/report.md (also printed on stdout) and
 target/bench/results.json (every round's raw numbers); bench/report turns them into charts and REPORT.md.
@@ -502,7 +503,10 @@ def run_scenario(name: str, servers: list[Server], args, tmp: Path) -> dict:
             if "error" in w:
                 log(f"  warm-up {server.label}: {w['error']}")
     for r in range(1, args.rounds + 1):
-        for server in servers:
+        # Each round starts with the next server, so that none always runs first or after the
+        # same one: a drift within rounds (other load, warming) falls on every server alike.
+        start = (r - 1) % len(servers)
+        for server in servers[start:] + servers[:start]:
             if scenario["kind"] == "idle":
                 res = measure_idle(server, frame, scenario["conns"], args)
             else:

@@ -7,10 +7,10 @@
 //!
 //! The server runs in its own process pinned to CPU 0, each load run in its own process
 //! pinned to CPU 1 (`taskset`), so that the client's cost shows as throughput and tail
-//! latency rather than as the machine's wake-up latency. Each round runs bare tonic, then
+//! latency rather than as the machine's wake-up latency. Each round runs bare tonic,
 //! "tonic+ctx" (tonic sending herald's per-call context by hand: request id, grpc-timeout,
-//! a local deadline), then herald; each a fixed number of calls in flight for a fixed time
-//! after a one-second warm-up. The report gives per-round ratios (herald ÷ the other within
+//! a local deadline) and herald, in an order rotated from round to round; each a fixed number
+//! of calls in flight for a fixed time after a one-second warm-up. The report gives per-round ratios (herald ÷ the other within
 //! a round) and their median.
 
 use std::process::{Command, Stdio};
@@ -272,9 +272,15 @@ fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let mut ratios = Vec::new();
     // herald ÷ bare tonic: client CPU per call, and client + server CPU per call.
     let mut cpu = Vec::new();
+    const KINDS: [&str; 3] = ["tonic", "tonic+ctx", "herald"];
     for round in 1..=rounds {
-        let mut results = Vec::new();
-        for kind in ["tonic", "tonic+ctx", "herald"] {
+        let mut results: [Vec<f64>; 3] = Default::default();
+        // Each round starts with the next kind, so that none always runs first or after the
+        // same one: whatever drifts within a round (the machine's other load, the server
+        // warming) falls on every kind alike.
+        for turn in 0..KINDS.len() {
+            let slot = (turn + round - 1) % KINDS.len();
+            let kind = KINDS[slot];
             let output = Command::new("taskset")
                 .env("CLIENT_BENCH_SERVER_PID", server.id().to_string())
                 .args(["-c", "1"])
@@ -303,7 +309,7 @@ fn orchestrate(args: &[String]) -> Result<(), BoxError> {
                 "round {round} {kind:>9}: {:>8.0} calls/s, {} errors, p50 {} µs, p99 {} µs, CPU µs/call client {:.2} server {:.2}",
                 fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]
             );
-            results.push(fields);
+            results[slot] = fields;
         }
         let (tonic, with_context, herald) = (&results[0], &results[1], &results[2]);
         ratios.push((
