@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::admin::routes::{Reply, json, param, respond, text};
 use crate::admin::state::AdminState;
 use crate::observe::deps;
+use crate::observe::server_metrics::caller_label;
 
 /// Every page, with what it shows (the index links them).
 pub(crate) const PATHS: [(&str, &str); 11] = [
@@ -195,7 +196,7 @@ pub(crate) fn deps(state: &AdminState) -> Reply {
     > = Default::default();
     for method in &state.methods {
         for (caller, calls) in method.metrics.callers() {
-            let caller = caller.map_or_else(|| "unauthenticated".to_owned(), |c| c.to_string());
+            let caller = caller_label(caller.as_ref()).to_owned();
             callers
                 .entry(caller)
                 .or_default()

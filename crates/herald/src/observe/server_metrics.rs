@@ -21,8 +21,8 @@ use crate::observe::access_log;
 use crate::observe::histogram::LatencyHistogram;
 use crate::{Code, Identity};
 
-/// The caller label of requests without an identity.
-pub(crate) const UNAUTHENTICATED: &str = "unauthenticated";
+/// The caller label of requests without an identity: the limits config's name for them.
+pub(crate) use crate::limits::UNAUTHENTICATED;
 
 /// Callers whose identity number is below this find their counters in a table; the rest
 /// (a process that has seen more identities than this) look them up by name.
@@ -146,17 +146,18 @@ impl MethodMetrics {
     ) {
         self.duration.observe(took);
         let name = caller.map_or("", Identity::as_str);
+        let label = caller_label(caller);
         let by_name = || {
             self.callers
-                .get_or_insert_with(name, || Arc::new(CallerCounters::new(self.contract, name)))
+                .get_or_insert_with(name, || Arc::new(CallerCounters::new(self.contract, label)))
         };
         let slot = match caller {
             None => Some(&self.unauthenticated),
             Some(who) => self.numbered.get(who.index()),
         };
         match slot {
-            Some(slot) => slot.get_or_init(by_name).count(self, name, code, log),
-            None => by_name().count(self, name, code, log),
+            Some(slot) => slot.get_or_init(by_name).count(self, label, code, log),
+            None => by_name().count(self, label, code, log),
         }
     }
 
@@ -182,20 +183,21 @@ impl MethodMetrics {
 // === impl CallerCounters ===
 
 impl CallerCounters {
-    fn new(method: &MethodContract, caller: &str) -> CallerCounters {
+    /// `label`: the caller's [`caller_label`].
+    fn new(method: &MethodContract, label: &str) -> CallerCounters {
         CallerCounters {
             by_code: Default::default(),
-            access_fields: access_log::fields(method.full_name(), caller_label(caller)).into(),
+            access_fields: access_log::fields(method.full_name(), label).into(),
         }
     }
 
-    fn count(&self, method: &MethodMetrics, name: &str, code: Code, log: impl FnOnce(&str)) {
+    fn count(&self, method: &MethodMetrics, label: &str, code: Code, log: impl FnOnce(&str)) {
         self.by_code[code as usize]
             .get_or_init(|| {
                 let labels = RequestLabels {
                     service: method.contract.service,
                     method: method.contract.method,
-                    caller: caller_label(name).to_owned(),
+                    caller: label.to_owned(),
                     code: code.name(),
                 };
                 method.requests.get_or_create(&labels).clone()
@@ -205,14 +207,10 @@ impl CallerCounters {
     }
 }
 
-/// How a caller's requests are labelled (in metrics and access lines): its identity, or
-/// [`UNAUTHENTICATED`] for `""`, requests without one.
-fn caller_label(name: &str) -> &str {
-    if name.is_empty() {
-        UNAUTHENTICATED
-    } else {
-        name
-    }
+/// How a caller's requests are labelled wherever they are broken down by caller (metrics,
+/// access lines, spans, `/deps`): its identity, or [`UNAUTHENTICATED`] without one.
+pub(crate) fn caller_label(caller: Option<&Identity>) -> &str {
+    caller.map_or(UNAUTHENTICATED, Identity::as_str)
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ pub(crate) fn server_span(
         vec![
             KeyValue::new(
                 "herald.caller",
-                caller.map_or_else(|| "unauthenticated".to_owned(), ToString::to_string),
+                crate::observe::server_metrics::caller_label(caller).to_owned(),
             ),
             KeyValue::new("herald.request_id", request_id.to_owned()),
         ]

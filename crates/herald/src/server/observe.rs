@@ -17,7 +17,7 @@ use crate::Code;
 use crate::context::Context;
 use crate::contract::RpcKind;
 use crate::observe::access_log::{self, AccessLine};
-use crate::observe::server_metrics::UNAUTHENTICATED;
+use crate::observe::server_metrics::caller_label;
 use crate::server::call::{Call, RoutedMethod};
 use crate::server::connections::ConnEntry;
 
@@ -200,7 +200,7 @@ impl Record {
         method.metrics.record(caller, code, took, |fields| {
             access_log::log(&AccessLine {
                 method: method.method.contract.full_name(),
-                caller: caller.map_or(UNAUTHENTICATED, |c| c.as_str()),
+                caller: caller_label(caller),
                 fields,
                 code,
                 took,

@@ -7,7 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use crate::Code;
-use crate::observe::server_metrics::UNAUTHENTICATED;
+use crate::observe::server_metrics::caller_label;
 use crate::server::bridge::Format;
 use crate::server::conn::ConnInfo;
 
@@ -41,10 +41,7 @@ impl BridgeMetrics {
     }
 
     pub(crate) fn note(&self, path: &str, conn: &ConnInfo, format: Format, code: Code) {
-        let caller = conn
-            .identity
-            .as_ref()
-            .map_or(UNAUTHENTICATED, |i| i.as_str());
+        let caller = caller_label(conn.identity.as_ref());
         self.requests
             .get_or_create(&BridgeLabels {
                 path: path.to_owned(),
