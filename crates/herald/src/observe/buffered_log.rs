@@ -491,6 +491,11 @@ mod tests {
         assert_eq!(blocks.text(), format!("short 1\n{long}short 2\n"));
     }
 
+    /// Where the buffer being filled is: it moves when a full one is handed over.
+    fn filling_at<W: Write + Send + 'static>(log: &BufferedLog<W>) -> usize {
+        log.shared.lines().filling.as_ptr() as usize
+    }
+
     /// Waits (at most 10 s) for `done`.
     fn wait_for(what: &str, done: impl Fn() -> bool) {
         let waited = std::time::Instant::now();
@@ -517,7 +522,7 @@ mod tests {
         });
         let log = BufferedLog::new(out, HOUR);
         let line = [b'x'; 1000];
-        let filling = || log.shared.lines().filling.as_ptr() as usize;
+        let filling = || filling_at(&log);
         let first = filling();
         let mut appended = 0;
         while filling() == first {
@@ -554,7 +559,7 @@ mod tests {
         let fill = |byte: u8| {
             let mut line = [byte; 1000];
             line[999] = b'\n';
-            let filling = || log.shared.lines().filling.as_ptr() as usize;
+            let filling = || filling_at(&log);
             let first = filling();
             let mut lines = 0;
             while filling() == first {
@@ -650,7 +655,7 @@ mod tests {
         line[998] = b'\n';
         // Each buffer filled, in order: lines are appended until a sixth one is being filled
         // (the lines that cross CAPACITY are where a buffer without headroom would grow).
-        let filling = || log.shared.lines().filling.as_ptr() as usize;
+        let filling = || filling_at(&log);
         let mut filled = vec![filling()];
         while filled.len() < 6 {
             log.make_writer().write_all(&line).expect("append");
