@@ -4,7 +4,7 @@ use crate::client::keepalive::Keepalive;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -36,10 +36,15 @@ pub(crate) struct Connector {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LastFailure(Arc<Mutex<Option<(Instant, String)>>>);
 
+/// The first I/O failure of one connection, for whoever drives it: see [`Io::failure`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IoFailure(Arc<OnceLock<String>>);
+
 /// A connection, plain or secured.
 pub(crate) struct Io {
     stream: Stream,
     last_failure: LastFailure,
+    failure: IoFailure,
 }
 
 enum Stream {
@@ -112,10 +117,6 @@ impl LastFailure {
     /// How long a failure explains later errors.
     const RELEVANT: Duration = Duration::from_secs(5);
 
-    fn record(&self, error: &io::Error) {
-        self.note(crate::tls::describe(error));
-    }
-
     /// Keeps `why` a connection failed (an HTTP/2 error, an unanswered keepalive PING), for
     /// the calls it broke: their own errors only say the stream ended.
     pub(crate) fn note(&self, why: String) {
@@ -165,6 +166,7 @@ impl Service<Uri> for Connector {
                 return Ok(Io {
                     stream: Stream::Plaintext(tcp),
                     last_failure,
+                    failure: IoFailure::default(),
                 });
             };
             let host = match &server_name {
@@ -181,6 +183,7 @@ impl Service<Uri> for Connector {
                     Ok(Io {
                         stream: Stream::Tls(Box::new(TokioIo::new(stream))),
                         last_failure,
+                        failure: IoFailure::default(),
                     })
                 }
                 Err(error) => {
@@ -205,11 +208,30 @@ impl Connection for Io {
 }
 
 impl Io {
+    /// This connection's first I/O failure, once it has one. hyper's HTTP/2 client can end a
+    /// connection whose I/O failed as if it had closed cleanly: its dispatch task may see
+    /// the connection's task gone before that task's error reaches it (seen with a server
+    /// refusing the client's certificate, whose alert arrives after a TLS 1.3 client's side of
+    /// the handshake is done). This says what really happened.
+    pub(crate) fn failure(&self) -> IoFailure {
+        self.failure.clone()
+    }
+
     fn note<T>(&self, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if let Poll::Ready(Err(error)) = &poll {
-            self.last_failure.record(error);
+            let why = crate::tls::describe(error);
+            self.failure.0.get_or_init(|| why.clone());
+            self.last_failure.note(why);
         }
         poll
+    }
+}
+
+// === impl IoFailure ===
+
+impl IoFailure {
+    pub(crate) fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
     }
 }
 

@@ -172,6 +172,7 @@ pub(crate) fn connect(
             .call(uri)
             .await
             .map_err(|e| describe(addr, &*e, None))?;
+        let io_failure = io.failure();
         let mut http2 = hyper::client::conn::http2::Builder::new(BoxingExecutor);
         http2.timer(TokioTimer::new());
         keepalive.apply(&mut http2);
@@ -180,14 +181,30 @@ pub(crate) fn connect(
             .await
             .map_err(|e| describe(addr, &e, None))?;
         let driver = Box::pin(async move {
-            connection.await.map_err(|e| {
+            let ended = connection.await.map_err(|e| {
                 let why = describe(addr, &e, last_failure.recent());
                 // Noted before the broken streams' owners run, so their errors can say it.
                 last_failure.note(causes(&e));
                 why
-            })
+            });
+            failed_if_io_did(ended, addr, io_failure.get())
         });
         Ok(Connected { sender, driver })
+    }
+}
+
+/// How a connection ended: hyper's word, unless it says "closed cleanly" of a connection whose
+/// I/O failed (see [`Io::failure`](crate::client::connector::Io::failure)). A connection
+/// that failed makes its slot fail fast with the reason; one that closed cleanly would leave
+/// calls waiting, through the reconnect backoff, for a server that refused them.
+fn failed_if_io_did(
+    ended: Result<(), String>,
+    addr: SocketAddr,
+    io_failure: Option<&str>,
+) -> Result<(), String> {
+    match (ended, io_failure) {
+        (Ok(()), Some(why)) => Err(format!("{addr}: the connection failed: {why}")),
+        (ended, _) => ended,
     }
 }
 
@@ -249,6 +266,23 @@ mod tests {
             matches!(slot.state(), SlotState::Failed(why) if &*why == "connection refused" || hang)
         );
         times.lock().expect("lock").clone()
+    }
+
+    #[test]
+    fn a_connection_whose_io_failed_did_not_close_cleanly() {
+        let addr: SocketAddr = ([127, 0, 0, 1], 7).into();
+        let alert = "the peer refused the handshake: alert UnknownCA";
+        assert_eq!(failed_if_io_did(Ok(()), addr, None), Ok(()));
+        assert_eq!(
+            failed_if_io_did(Ok(()), addr, Some(alert)),
+            Err(format!("127.0.0.1:7: the connection failed: {alert}"))
+        );
+        // hyper's own error, when it has one, is kept: it says more (and already names the
+        // I/O failure).
+        assert_eq!(
+            failed_if_io_did(Err("hyper's".into()), addr, Some(alert)),
+            Err("hyper's".into())
+        );
     }
 
     #[tokio::test(start_paused = true)]
