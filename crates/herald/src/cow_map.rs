@@ -86,6 +86,25 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone> CowMap<K, V, S> {
         self.map.load().get(key).cloned().unwrap_or(fresh)
     }
 
+    /// `read` of the value under `key`, made by `make` (once, even when racing) if absent.
+    /// Reads it in place: where the value is an `Arc`, no reference count is touched (shared
+    /// by every thread reading it, a count is a cache line they would pass around).
+    pub(crate) fn read_or_insert_with<Q, R>(
+        &self,
+        key: &Q,
+        make: impl FnOnce() -> V,
+        read: impl FnOnce(&V) -> R,
+    ) -> R
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(value) = self.map.load().get(key) {
+            return read(value);
+        }
+        read(&self.get_or_insert_with(key, make))
+    }
+
     /// Replaces the value under `key` when `stale` says the present one is out of date.
     pub(crate) fn replace_if(&self, key: &K, fresh: V, stale: impl Fn(&V) -> bool) -> V {
         self.map.rcu(|map| {
@@ -141,5 +160,17 @@ mod tests {
             "not stale: kept"
         );
         assert_eq!(map.snapshot(), vec![("a".to_owned(), 3)]);
+    }
+
+    #[test]
+    fn reads_in_place_insert_once() {
+        let map: CowMap<String, u32> = CowMap::default();
+        assert_eq!(map.read_or_insert_with("a", || 5, |v| v * 10), 50);
+        assert_eq!(
+            map.read_or_insert_with("a", || 6, |v| v * 10),
+            50,
+            "present: make is not used"
+        );
+        assert_eq!(map.snapshot(), vec![("a".to_owned(), 5)]);
     }
 }

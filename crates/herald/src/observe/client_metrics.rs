@@ -128,10 +128,10 @@ impl ClientMetrics {
         prometheus_client::encoding::text::encode_registry(out, &self.registry)
     }
 
-    /// `method`'s series, made on its first event.
-    fn series(&self, method: &'static MethodContract) -> Arc<MethodSeries> {
+    /// `record` of `method`'s series, made on its first event.
+    fn with_series(&self, method: &'static MethodContract, record: impl FnOnce(&MethodSeries)) {
         let key = std::ptr::from_ref(method) as usize;
-        self.methods.get_or_insert_with(&key, || {
+        let make = || {
             Arc::new(MethodSeries {
                 calls: Default::default(),
                 attempts: Default::default(),
@@ -143,7 +143,9 @@ impl ClientMetrics {
                     })
                     .clone(),
             })
-        })
+        };
+        self.methods
+            .read_or_insert_with(&key, make, |series| record(series));
     }
 }
 
@@ -160,7 +162,9 @@ fn counter<'a>(
 impl Observer for ClientMetrics {
     fn attempt(&self, event: &AttemptEvent) {
         let m = event.method;
-        counter(&self.series(m).attempts, &self.attempts, m, event.code).inc();
+        self.with_series(m, |series| {
+            counter(&series.attempts, &self.attempts, m, event.code).inc();
+        });
         let reason = match event.next {
             Next::Done => return,
             Next::Retry(_) => "retried",
@@ -183,9 +187,10 @@ impl Observer for ClientMetrics {
 
     fn call(&self, event: &CallEvent) {
         let m = event.method;
-        let series = self.series(m);
-        counter(&series.calls, &self.calls, m, event.code).inc();
-        series.latency.observe(event.latency);
+        self.with_series(m, |series| {
+            counter(&series.calls, &self.calls, m, event.code).inc();
+            series.latency.observe(event.latency);
+        });
     }
 
     fn breaker(&self, event: &BreakerEvent) {
