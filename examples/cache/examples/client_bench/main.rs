@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p herald-example-cache --example client_bench -- [rounds] [seconds] [concurrency]
+//! cargo run --release -p herald-example-cache --example client_bench -- instructions [repeats] [concurrency]
 //! ```
 //!
 //! The server runs in its own process pinned to CPU 0, each load run in its own process
@@ -12,8 +13,14 @@
 //! a local deadline) and herald, in an order rotated from round to round; each a fixed number
 //! of calls in flight for a fixed time after a one-second warm-up. The report gives per-round ratios (herald ÷ the other within
 //! a round) and their median.
+//!
+//! `instructions` counts instead the instructions each client executes per call, under
+//! valgrind (see `instructions.rs`): a measure of the client's work that this machine's noise
+//! does not move, for changes too small for throughput to show.
 
-use std::process::{Command, Stdio};
+mod instructions;
+
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -33,6 +40,7 @@ fn main() -> Result<(), BoxError> {
     match args.first().map(String::as_str) {
         Some("serve") => serve(),
         Some("load") => load(&args[1..]),
+        Some("instructions") => instructions::run(&args[1..]),
         _ => orchestrate(&args),
     }
 }
@@ -79,7 +87,16 @@ fn load(args: &[String]) -> Result<(), BoxError> {
         .unwrap_or(0);
     let (ok, errors, mut latencies, cpu) = runtime.block_on(async move {
         let client = Client::new(kind, addr).await?;
-        client.call().await?;
+        // The first call connects. Under a tool that slows the client down many times
+        // (valgrind, to count instructions per call) that can outlast the contract's 100 ms
+        // deadline: a few tries.
+        for tries_left in (0..5).rev() {
+            match client.call().await {
+                Ok(()) => break,
+                Err(error) if tries_left == 0 => return Err(error),
+                Err(_) => {}
+            }
+        }
         let measuring = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let tasks: Vec<_> = (0..concurrency)
@@ -137,6 +154,32 @@ fn load(args: &[String]) -> Result<(), BoxError> {
         per_call(cpu.1)
     );
     Ok(())
+}
+
+/// The upper middle of `values` (not empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The clients compared, in the order of the first round.
+const KINDS: [&str; 3] = ["tonic", "tonic+ctx", "herald"];
+
+/// This program's server (`serve`) pinned to CPU 0, and its address.
+fn start_server() -> Result<(Child, String), BoxError> {
+    let mut server = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(std::env::current_exe()?)
+        .arg("serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut addr = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().ok_or("no stdout")?),
+        &mut addr,
+    )?;
+    Ok((server, addr.trim().to_owned()))
 }
 
 /// CPU seconds (user + system) used so far by this process and by process `server` (0 if
@@ -253,26 +296,13 @@ fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let seconds: u64 = args.get(1).map_or(Ok(5), |a| a.parse())?;
     let concurrency: usize = args.get(2).map_or(Ok(32), |a| a.parse())?;
     let me = std::env::current_exe()?;
-    let mut server = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(&me)
-        .arg("serve")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut addr = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().ok_or("no stdout")?),
-        &mut addr,
-    )?;
-    let addr = addr.trim().to_owned();
+    let (mut server, addr) = start_server()?;
     println!(
         "server {addr} on CPU 0; load on CPU 1; {rounds} rounds × {seconds} s per client, {concurrency} calls in flight"
     );
     let mut ratios = Vec::new();
     // herald ÷ bare tonic: client CPU per call, and client + server CPU per call.
     let mut cpu = Vec::new();
-    const KINDS: [&str; 3] = ["tonic", "tonic+ctx", "herald"];
     for round in 1..=rounds {
         let mut results: [Vec<f64>; 3] = Default::default();
         // Each round starts with the next kind, so that none always runs first or after the
@@ -325,10 +355,6 @@ fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     }
     drop(server.stdin.take());
     server.wait()?;
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let column =
         |i: usize| -> Vec<f64> { ratios.iter().map(|r| [r.0, r.1, r.2, r.3][i]).collect() };
     println!(
