@@ -1,7 +1,7 @@
 //! Instructions per call, counted by valgrind's callgrind: what each client executes for one
-//! call. The count repeats within about 1 % from run to run, where throughput on a shared
-//! 2-core machine moves 5–10 % from round to round, so it can tell changes apart that
-//! throughput cannot.
+//! call. A count moves 2–3 % from run to run (batching under load varies), where throughput
+//! on a shared 2-core machine moves 5–10 % from round to round; a median over repeats is
+//! about twice as precise as throughput's and sees the client alone.
 //!
 //! A load run's count includes what is done once — starting, connecting, the one-second
 //! warm-up — so each client runs twice, for a short and a long measured window: the
@@ -10,7 +10,6 @@
 //! server's, and not how fast they run (cache misses, stalls). It complements the throughput
 //! rounds; it does not replace them.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::{BoxError, KINDS, median, start_server};
@@ -90,7 +89,8 @@ fn counted(addr: &str, kind: &str, seconds: u64, concurrency: usize) -> Result<C
             &concurrency.to_string(),
         ])
         .output();
-    remove(&out_file);
+    // Only the total is wanted, not the profile.
+    let _ = std::fs::remove_file(&out_file);
     let output = output?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
@@ -119,11 +119,4 @@ fn counted(addr: &str, kind: &str, seconds: u64, concurrency: usize) -> Result<C
         calls: (rate * seconds as f64).round() as u64,
         instructions,
     })
-}
-
-/// Removes callgrind's profile (not wanted: only its total is), if it was written.
-fn remove(file: &Path) {
-    if file.starts_with(std::env::temp_dir()) {
-        let _ = std::fs::remove_file(file);
-    }
 }

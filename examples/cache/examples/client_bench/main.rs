@@ -6,17 +6,17 @@
 //! cargo run --release -p herald-example-cache --example client_bench -- instructions [repeats] [concurrency]
 //! ```
 //!
-//! The server runs in its own process pinned to CPU 0, each load run in its own process
-//! pinned to CPU 1 (`taskset`), so that the client's cost shows as throughput and tail
-//! latency rather than as the machine's wake-up latency. Each round runs bare tonic,
-//! "tonic+ctx" (tonic sending herald's per-call context by hand: request id, grpc-timeout,
-//! a local deadline) and herald, in an order rotated from round to round; each a fixed number
-//! of calls in flight for a fixed time after a one-second warm-up. The report gives per-round ratios (herald ÷ the other within
-//! a round) and their median.
+//! The server runs in its own process pinned to CPU 0, each load run in its own process pinned to
+//! CPU 1 (`taskset`), so that the client's cost shows as throughput and tail latency rather than as
+//! the machine's wake-up latency. Each round runs bare tonic, "tonic+ctx" (tonic sending herald's
+//! per-call context by hand: request id, grpc-timeout, a local deadline) and herald, in an order
+//! rotated from round to round; each a fixed number of calls in flight for a fixed time after a
+//! one-second warm-up. The report gives per-round ratios (herald ÷ the other within a round) and
+//! their median.
 //!
 //! `instructions` counts instead the instructions each client executes per call, under
-//! valgrind (see `instructions.rs`): a measure of the client's work that this machine's noise
-//! does not move, for changes too small for throughput to show.
+//! valgrind (see `instructions.rs`): the client's work alone, steadier than throughput on this
+//! noisy machine, for changes too small for throughput to show.
 
 mod instructions;
 
