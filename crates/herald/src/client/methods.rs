@@ -62,7 +62,7 @@ mod tests {
         let breaker = first.breaker.expect("the contract has a breaker");
         // Four failures open it: every later lookup finds that same breaker, open.
         for _ in 0..4 {
-            let (permit, _) = breaker.acquire(Instant::now());
+            let (permit, _) = breaker.clone().acquire(Instant::now());
             let _ = permit
                 .expect("closed")
                 .record(crate::Code::Unavailable, Instant::now());

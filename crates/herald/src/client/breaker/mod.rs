@@ -45,15 +45,13 @@ pub(crate) struct Breaker {
     method: &'static MethodContract,
     policy: &'static BreakerPolicy,
     /// Whether the state is closed, readable without the lock: a closed breaker (nearly
-    /// always) lets a call through without taking it, so that calls of one method from many
-    /// threads do not queue on it twice. Written under the lock, with the state.
+    /// always) lets a call through and counts its outcome without taking it, so that calls
+    /// of one method from many threads do not queue on it. Written under the lock, with the
+    /// state.
     closed: AtomicBool,
-    inner: Mutex<Inner>,
-}
-
-struct Inner {
-    state: State,
+    /// The outcomes while closed (counted without a lock: see `window`).
     window: Window,
+    state: Mutex<State>,
 }
 
 enum State {
@@ -92,17 +90,16 @@ impl Breaker {
             method,
             policy,
             closed: AtomicBool::new(true),
-            inner: Mutex::new(Inner {
-                state: State::Closed,
-                window: Window::new(policy.window, now),
-            }),
+            window: Window::new(policy.window, now),
+            state: Mutex::new(State::Closed),
         }
     }
 
-    /// Leave to call, or the message of a fast failure.
+    /// Leave to call, or the message of a fast failure. The permit keeps `self` (the
+    /// channel's per-method entry hands each call its own reference).
     /// `now`: the call's start (the caller has read the clock already).
     pub(crate) fn acquire(
-        self: &Arc<Self>,
+        self: Arc<Self>,
         now: Instant,
     ) -> (Result<Permit, String>, Option<Transition>) {
         // A call let through as the breaker opens is one more let through before it opened:
@@ -110,11 +107,14 @@ impl Breaker {
         if self.closed.load(Ordering::Acquire) {
             return (Ok(self.permit(false)), None);
         }
-        let Ok(mut inner) = self.inner.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return (Ok(self.permit(false)), None);
         };
-        match inner.state {
-            State::Closed => (Ok(self.permit(false)), None),
+        match *state {
+            State::Closed => {
+                drop(state);
+                (Ok(self.permit(false)), None)
+            }
             State::Open {
                 until,
                 calls,
@@ -129,7 +129,8 @@ impl Breaker {
                 None,
             ),
             State::Open { .. } => {
-                inner.state = State::HalfOpen { probing: true };
+                *state = State::HalfOpen { probing: true };
+                drop(state);
                 (
                     Ok(self.permit(true)),
                     Some((BreakerState::Open, BreakerState::HalfOpen)),
@@ -143,7 +144,8 @@ impl Breaker {
                 None,
             ),
             State::HalfOpen { probing: false } => {
-                inner.state = State::HalfOpen { probing: true };
+                *state = State::HalfOpen { probing: true };
+                drop(state);
                 (Ok(self.permit(true)), None)
             }
         }
@@ -151,7 +153,7 @@ impl Breaker {
 
     /// The current state.
     pub(crate) fn state(&self) -> BreakerState {
-        match self.inner.lock().map(|i| match i.state {
+        match self.state.lock().map(|state| match *state {
             State::Closed => BreakerState::Closed,
             State::Open { .. } => BreakerState::Open,
             State::HalfOpen { .. } => BreakerState::HalfOpen,
@@ -161,9 +163,9 @@ impl Breaker {
         }
     }
 
-    fn permit(self: &Arc<Self>, probe: bool) -> Permit {
+    fn permit(self: Arc<Self>, probe: bool) -> Permit {
         Permit {
-            breaker: self.clone(),
+            breaker: self,
             probe,
             reported: false,
         }
@@ -171,40 +173,51 @@ impl Breaker {
 
     /// `failed`: `None` when the call says nothing (cancelled by its caller).
     fn record(&self, probe: bool, failed: Option<bool>, now: Instant) -> Option<Transition> {
-        let mut inner = self.inner.lock().ok()?;
         if probe {
-            return match failed {
-                None => {
-                    inner.state = State::HalfOpen { probing: false };
-                    None
-                }
-                Some(false) => {
-                    inner.state = State::Closed;
-                    self.closed.store(true, Ordering::Release);
-                    inner.window.clear();
-                    Some((BreakerState::HalfOpen, BreakerState::Closed))
-                }
-                Some(true) => {
-                    inner.state = self.open(now, 1, 1);
-                    Some((BreakerState::HalfOpen, BreakerState::Open))
-                }
-            };
+            return self.record_probe(failed, now);
         }
-        let (State::Closed, Some(failed)) = (&inner.state, failed) else {
-            // Late outcomes of calls let through before the breaker opened.
+        // Late outcomes of calls let through before the breaker opened are not counted.
+        let failed = failed?;
+        if !self.closed.load(Ordering::Acquire) {
             return None;
-        };
-        let (calls, failures) = inner.window.record(now, failed);
+        }
+        let (calls, failures) = self.window.record(now, failed);
         let tripped = failures > 0
             && calls >= self.policy.minimum_requests.max(1)
             && f64::from(failures) >= self.policy.failure_ratio * f64::from(calls);
-        if tripped {
-            inner.state = self.open(now, calls, failures);
-            self.closed.store(false, Ordering::Release);
-            inner.window.clear();
-            return Some((BreakerState::Closed, BreakerState::Open));
+        if !tripped {
+            return None;
         }
-        None
+        let mut state = self.state.lock().ok()?;
+        if !matches!(*state, State::Closed) {
+            // Another call's outcome opened it first.
+            return None;
+        }
+        *state = self.open(now, calls, failures);
+        self.closed.store(false, Ordering::Release);
+        self.window.clear();
+        Some((BreakerState::Closed, BreakerState::Open))
+    }
+
+    fn record_probe(&self, failed: Option<bool>, now: Instant) -> Option<Transition> {
+        let mut state = self.state.lock().ok()?;
+        match failed {
+            None => {
+                *state = State::HalfOpen { probing: false };
+                None
+            }
+            Some(false) => {
+                *state = State::Closed;
+                // Emptied before calls are let through, so the new window starts empty.
+                self.window.clear();
+                self.closed.store(true, Ordering::Release);
+                Some((BreakerState::HalfOpen, BreakerState::Closed))
+            }
+            Some(true) => {
+                *state = self.open(now, 1, 1);
+                Some((BreakerState::HalfOpen, BreakerState::Open))
+            }
+        }
     }
 
     fn open(&self, now: Instant, calls: u32, failures: u32) -> State {
@@ -291,7 +304,7 @@ pub(crate) mod tests {
     };
 
     fn call(breaker: &Arc<Breaker>, code: Code) -> Result<Option<Transition>, String> {
-        let (permit, _) = breaker.acquire(Instant::now());
+        let (permit, _) = breaker.clone().acquire(Instant::now());
         Ok(permit?.record(code, Instant::now()))
     }
 
@@ -313,7 +326,7 @@ pub(crate) mod tests {
             "{refused}"
         );
         tokio::time::advance(Duration::from_secs(5)).await;
-        let (probe, change) = breaker.acquire(Instant::now());
+        let (probe, change) = breaker.clone().acquire(Instant::now());
         let probe = probe.expect("a probe after open_for");
         assert_eq!(change, Some((BreakerState::Open, BreakerState::HalfOpen)));
         assert!(
@@ -338,9 +351,9 @@ pub(crate) mod tests {
         }
         assert_eq!(breaker.state(), BreakerState::Open);
         tokio::time::advance(Duration::from_secs(5)).await;
-        let (probe, _) = breaker.acquire(Instant::now());
+        let (probe, _) = breaker.clone().acquire(Instant::now());
         drop(probe.expect("probe"));
-        let (probe, _) = breaker.acquire(Instant::now());
+        let (probe, _) = breaker.clone().acquire(Instant::now());
         assert_eq!(
             probe
                 .expect("the cancelled probe's slot is free")
