@@ -10,9 +10,9 @@
 //!
 //! [`BufferedLog`]: crate::observe::BufferedLog
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing_core::callsite::DefaultCallsite;
 use tracing_core::field::FieldSet;
@@ -56,9 +56,10 @@ pub(crate) struct AccessLine<'a> {
 }
 
 thread_local! {
-    /// Wall-clock time at a monotonic instant, so that a line's timestamp needs no clock read
-    /// of its own; re-read every second, so that clock adjustments show within a second.
-    static WALL: RefCell<Option<(Instant, SystemTime)>> = const { RefCell::new(None) };
+    /// Wall-clock time (nanoseconds since the Unix epoch) at a monotonic instant, so that a
+    /// line's timestamp needs no clock read of its own; re-read every second, so that clock
+    /// adjustments show within a second.
+    static WALL: Cell<Option<(Instant, u64)>> = const { Cell::new(None) };
 }
 
 /// Sends access lines straight to `sink` (called once, when herald installs the logger).
@@ -108,7 +109,7 @@ impl AccessLine<'_> {
         text.clear();
         text.push_str("{\"timestamp\":\"");
         // Writing to a String cannot fail.
-        let _ = stamp.push(text, wall_time(self.at));
+        let _ = stamp.push_unix_nanos(text, wall_unix_nanos(self.at));
         text.push_str("\",\"level\":\"INFO\",");
         text.push_str(self.fields);
         // A code's name is capitals and underscores: nothing to escape.
@@ -146,23 +147,24 @@ fn push_millis(text: &mut String, took: Duration) {
     text.extend(digits[..end].iter().map(|&d| char::from(d)));
 }
 
-/// The wall-clock time at `at`, from the thread's anchor (re-read when a second old).
-fn wall_time(at: Instant) -> SystemTime {
-    WALL.with(|wall| {
-        let mut wall = wall.borrow_mut();
-        match *wall {
-            Some((instant, time)) if at >= instant && at - instant < Duration::from_secs(1) => {
-                time + (at - instant)
-            }
-            _ => {
-                let (instant, time) = (Instant::now(), SystemTime::now());
-                *wall = Some((instant, time));
-                // `at` is a moment ago (or now): step back from the fresh anchor.
-                time.checked_sub(instant.saturating_duration_since(at))
-                    .unwrap_or(time)
-            }
-        }
-    })
+/// The wall-clock time at `at`, in nanoseconds since the Unix epoch, from the thread's
+/// anchor (re-read when a second old): one subtraction of instants, the rest in integers.
+fn wall_unix_nanos(at: Instant) -> u64 {
+    if let Some((instant, nanos)) = WALL.get()
+        && let Some(since) = at.checked_duration_since(instant)
+        && since < Duration::from_secs(1)
+    {
+        // Under a second: its nanoseconds fit in a u64 sum for 584 years.
+        return nanos + since.subsec_nanos() as u64;
+    }
+    let (instant, time) = (Instant::now(), SystemTime::now());
+    let nanos = time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    WALL.set(Some((instant, nanos)));
+    // `at` is a moment ago (or now): step back from the fresh anchor.
+    let back = u64::try_from(instant.saturating_duration_since(at).as_nanos()).unwrap_or(u64::MAX);
+    nanos.saturating_sub(back)
 }
 
 #[cfg(test)]
@@ -237,16 +239,22 @@ mod tests {
 
     #[test]
     fn wall_time_follows_the_monotonic_clock_within_a_second() {
-        let before = SystemTime::now();
+        let unix_nanos = |t: SystemTime| {
+            u64::try_from(t.duration_since(UNIX_EPOCH).expect("after 1970").as_nanos())
+                .expect("before 2554")
+        };
+        let before = unix_nanos(SystemTime::now());
         let now = Instant::now();
-        let stamped = wall_time(now);
-        let after = SystemTime::now();
-        assert!(stamped >= before - Duration::from_millis(1) && stamped <= after);
+        let stamped = wall_unix_nanos(now);
+        let after = unix_nanos(SystemTime::now());
+        assert!(stamped >= before - 1_000_000 && stamped <= after);
         // Later instants keep their distance (exactly from one anchor; within the two clocks'
         // drift if this thread slept long enough for a fresh one).
-        let later = wall_time(now + Duration::from_millis(300));
-        let apart = later.duration_since(stamped).expect("later");
-        let drift = apart.abs_diff(Duration::from_millis(300));
-        assert!(drift < Duration::from_millis(5), "{apart:?}");
+        let later = wall_unix_nanos(now + Duration::from_millis(300));
+        let apart = later.checked_sub(stamped).expect("later");
+        assert!(apart.abs_diff(300_000_000) < 5_000_000, "{apart} ns apart");
+        // An instant before the anchor steps back from it.
+        let earlier = wall_unix_nanos(now - Duration::from_millis(2));
+        assert!(stamped - earlier > 1_000_000 && stamped - earlier < 5_000_000);
     }
 }
