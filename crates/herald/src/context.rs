@@ -97,24 +97,22 @@ impl Context {
         propagation: &Propagation,
         traced: bool,
     ) -> Result<Context, timeout::MalformedTimeout> {
-        let sent = match headers.get(&header_names::GRPC_TIMEOUT) {
+        let read = ReadHeaders::of(headers, propagation);
+        let sent = match read.timeout {
             Some(value) => Some(arrival + timeout::parse(value.as_bytes())?),
             None => None,
         };
         let own = method.deadline.map(|d| arrival + d);
-        let request_id = headers
-            .get(&header_names::REQUEST_ID)
+        let request_id = read
+            .request_id
             .filter(|id| valid_request_id(id))
             .cloned()
             .unwrap_or_else(new_request_id);
-        let propagated = propagation
-            .headers
-            .iter()
-            .filter_map(|name| headers.get(name).map(|v| (name.clone(), v.clone())))
-            .collect();
+        let propagated = read.propagated;
         let trace = if traced {
             crate::observe::trace::server_span(
                 headers,
+                read.traceparent,
                 method,
                 caller.as_ref(),
                 request_id.to_str().unwrap_or(""),
@@ -376,6 +374,50 @@ impl Propagation {
     }
 }
 
+/// What a server reads of a request's headers, found in one pass over them.
+///
+/// The headers a request arrives with are few (its pseudo-headers are not among them): one
+/// pass comparing names — most differ from the wanted ones in kind or length at once — costs
+/// less than a lookup per wanted name, each hashing the name and probing the map (five
+/// lookups were ~1.5 % of a small call's instructions on the server).
+struct ReadHeaders<'a> {
+    timeout: Option<&'a HeaderValue>,
+    request_id: Option<&'a HeaderValue>,
+    traceparent: bool,
+    /// The first value of each name `Propagation` carries, in its order.
+    propagated: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl<'a> ReadHeaders<'a> {
+    fn of(headers: &'a HeaderMap, propagation: &Propagation) -> Self {
+        let mut read = ReadHeaders {
+            timeout: None,
+            request_id: None,
+            traceparent: false,
+            propagated: Vec::new(),
+        };
+        // A name sent twice is met first with its first value, as `HeaderMap::get` answers.
+        for (name, value) in headers {
+            if *name == header_names::GRPC_TIMEOUT {
+                read.timeout.get_or_insert(value);
+            } else if *name == header_names::REQUEST_ID {
+                read.request_id.get_or_insert(value);
+            } else if *name == header_names::TRACEPARENT {
+                read.traceparent = true;
+            } else if propagation.headers.contains(name)
+                && !read.propagated.iter().any(|(seen, _)| seen == name)
+            {
+                read.propagated.push((name.clone(), value.clone()));
+            }
+        }
+        if read.propagated.len() > 1 {
+            let position = |name: &HeaderName| propagation.headers.iter().position(|p| p == name);
+            read.propagated.sort_by_key(|(name, _)| position(name));
+        }
+        read
+    }
+}
+
 impl Default for Propagation {
     /// The dry-run flag and the tenant.
     fn default() -> Self {
@@ -583,6 +625,46 @@ mod tests {
         );
         assert_ne!(ctx.request_id(), "a b");
         assert_eq!(ctx.request_id().len(), REQUEST_ID_DIGITS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_name_sent_twice_counts_by_its_first_value_as_a_lookup_would() {
+        let mut map = HeaderMap::new();
+        // Appended, not inserted: each name twice, the tenant before the dry-run flag.
+        for (name, value) in [
+            (TENANT, "first-tenant"),
+            ("grpc-timeout", "100m"),
+            (REQUEST_ID, "first-id"),
+            (DRY_RUN, "1"),
+            (TENANT, "second-tenant"),
+            ("grpc-timeout", "300m"),
+            (REQUEST_ID, "second-id"),
+            (DRY_RUN, "0"),
+        ] {
+            map.append(name, HeaderValue::from_static(value));
+        }
+        let ctx = Context::from_request(
+            &map,
+            Instant::now(),
+            &METHOD,
+            None,
+            &Propagation::default(),
+            false,
+        )
+        .expect("valid headers");
+        for name in [TENANT, DRY_RUN] {
+            assert_eq!(ctx.header(name), map.get(name), "{name}");
+        }
+        assert_eq!(ctx.request_id(), "first-id");
+        assert_eq!(ctx.remaining(), Some(Duration::from_millis(100)));
+        // Carried on in the propagation's order (dry-run, tenant), whatever the request's.
+        let carried: Vec<_> = ctx
+            .inner
+            .propagated
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(carried, [DRY_RUN, TENANT]);
     }
 
     #[test]

@@ -128,14 +128,16 @@ pub(crate) enum Trace {
 }
 
 /// Starts the span of a request being served, child of the caller's `traceparent`.
+/// `traceparent`: whether the request has that header (the caller looked for it already).
 pub(crate) fn server_span(
     headers: &HeaderMap,
+    traceparent: bool,
     method: &MethodContract,
     caller: Option<&Identity>,
     request_id: &str,
 ) -> Option<Trace> {
     let installed = INSTALLED.get()?;
-    let parent = if headers.contains_key(&crate::header_names::TRACEPARENT) {
+    let parent = if traceparent {
         TraceContextPropagator::new().extract(&Headers(headers))
     } else {
         opentelemetry::Context::new()
