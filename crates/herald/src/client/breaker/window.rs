@@ -8,7 +8,8 @@
 //! bucket is one atomic word — the tick it counts for, its calls and its failures — changed
 //! by one compare-and-swap, so that counting takes no lock (a lock is two atomic
 //! read-modify-writes per call, on a line every thread calling the method shares) and a
-//! bucket that turns over is reset and counted in the same step, exactly.
+//! bucket that turns over is reset and counted in the same step, losing no count made at
+//! the same time (only the emptying after an idle window may: see `TICK_MASK`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
