@@ -102,12 +102,23 @@ impl Code {
         let (_, status) = headers
             .iter()
             .find(|(name, _)| **name == crate::header_names::GRPC_STATUS)?;
-        Some(
-            std::str::from_utf8(status.as_bytes())
+        Some(Code::from_status_value(status.as_bytes()))
+    }
+
+    /// The code a `grpc-status` value names: one or two digits as every implementation sends
+    /// them, read directly (a generic integer parse costs more than the rest of reading the
+    /// trailers); anything else as `i32` text, UNKNOWN when it is not a number.
+    fn from_status_value(value: &[u8]) -> Code {
+        match *value {
+            [digit @ b'0'..=b'9'] => Code::from_i32((digit - b'0') as i32),
+            [tens @ b'1'..=b'9', ones @ b'0'..=b'9'] => {
+                Code::from_i32(((tens - b'0') * 10 + (ones - b'0')) as i32)
+            }
+            _ => std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.parse::<i32>().ok())
                 .map_or(Code::Unknown, Code::from_i32),
-        )
+        }
     }
 
     pub(crate) fn to_tonic(self) -> tonic::Code {
@@ -152,5 +163,41 @@ mod tests {
         assert_eq!(Code::from_i32(17), Code::Unknown);
         assert_eq!(Code::from_i32(-1), Code::Unknown);
         assert!("NOTFOUND".parse::<Code>().is_err());
+    }
+
+    #[test]
+    fn a_status_value_reads_as_an_integer_parse_would() {
+        let parsed = |text: &str| {
+            text.parse::<i32>()
+                .ok()
+                .map_or(Code::Unknown, Code::from_i32)
+        };
+        let mut values: Vec<String> = (0..100).map(|n| n.to_string()).collect();
+        values.extend(
+            [
+                "00",
+                "05",
+                "016",
+                "+5",
+                "-1",
+                "",
+                " 5",
+                "5 ",
+                "a",
+                "1a",
+                "17",
+                "99",
+                "2147483648",
+            ]
+            .map(String::from),
+        );
+        for value in values {
+            assert_eq!(
+                Code::from_status_value(value.as_bytes()),
+                parsed(&value),
+                "{value:?}"
+            );
+        }
+        assert_eq!(Code::from_status_value(b"\xff"), Code::Unknown);
     }
 }

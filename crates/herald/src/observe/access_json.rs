@@ -145,20 +145,17 @@ impl Stamp {
             self.second = Some(second);
         }
         text.push_str(&self.prefix);
-        text.extend(six_digits(micros).iter().map(|&d| char::from(d)));
+        text.push_str(six_digits(micros, &mut itoa::Buffer::new()));
         text.push('Z');
         Ok(())
     }
 }
 
-/// `n` (below a million) as six decimal digits, zero-padded.
-pub(crate) fn six_digits(mut n: u32) -> [u8; 6] {
-    let mut digits = [b'0'; 6];
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    digits
+/// `n` (below a million) as six decimal digits, zero-padded: itoa's formatting of
+/// 1,000,000 + `n` (two digits per step, from a table), less its leading 1 — on every access
+/// line twice, where a digit at a time and a `char` push per digit cost twice as much.
+pub(crate) fn six_digits(n: u32, buffer: &mut itoa::Buffer) -> &str {
+    &buffer.format(n % 1_000_000 + 1_000_000)[1..]
 }
 
 /// 9999-12-31T23:59:59Z, the last second with a four-digit year.

@@ -141,10 +141,8 @@ fn push_millis(text: &mut String, took: Duration) {
     if fraction == 0 {
         return;
     }
-    let digits = six_digits(fraction);
-    let end = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
     text.push('.');
-    text.extend(digits[..end].iter().map(|&d| char::from(d)));
+    text.push_str(six_digits(fraction, &mut itoa::Buffer::new()).trim_end_matches('0'));
 }
 
 /// The wall-clock time at `at`, in nanoseconds since the Unix epoch, from the thread's

@@ -127,6 +127,11 @@ pub(crate) enum Trace {
     Unrecorded(SpanContext),
 }
 
+/// Whether tracing is installed: until it is, no call carries `traceparent`.
+pub(crate) fn installed() -> bool {
+    INSTALLED.get().is_some()
+}
+
 /// Starts the span of a request being served, child of the caller's `traceparent`.
 /// `traceparent`: whether the request has that header (the caller looked for it already).
 pub(crate) fn server_span(

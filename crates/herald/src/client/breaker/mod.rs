@@ -2,8 +2,8 @@
 //!
 //! A failing service that keeps receiving full traffic cannot recover, and its callers wait
 //! out a timeout per call. The breaker counts the outcomes of calls over a rolling window;
-//! once at least `minimum_requests` calls were made and the share of failures reached
-//! `failure_ratio`, it **opens**: calls fail at once with UNAVAILABLE (saying why and for
+//! when a failure finds at least `minimum_requests` calls made and the share of failures at
+//! `failure_ratio` or above, it **opens**: calls fail at once with UNAVAILABLE (saying why and for
 //! how long) and nothing is sent. After `open_for` it lets **one probe** call through
 //! (half-open) — every other call still fails fast meanwhile; the probe's success closes
 //! the breaker with a fresh window, its failure opens it again.
@@ -181,7 +181,14 @@ impl Breaker {
         if !self.closed.load(Ordering::Acquire) {
             return None;
         }
-        let (calls, failures) = self.window.record(now, failed);
+        let stamp = self.window.count(now, failed);
+        // Only a failure can open it: a success never does, even when older successes
+        // leaving the window have let the share of failures climb (the next failure opens
+        // it then). So a success costs one bucket update, not a sum over the window.
+        if !failed {
+            return None;
+        }
+        let (calls, failures) = self.window.totals_at(stamp);
         let tripped = failures > 0
             && calls >= self.policy.minimum_requests.max(1)
             && f64::from(failures) >= self.policy.failure_ratio * f64::from(calls);
@@ -361,6 +368,32 @@ pub(crate) mod tests {
             Some((BreakerState::HalfOpen, BreakerState::Open))
         );
         assert!(call(&breaker, Code::Ok).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_never_opens_it_the_next_failure_does() {
+        let breaker = Arc::new(Breaker::new(&METHOD, &POLICY, Instant::now()));
+        for _ in 0..4 {
+            assert_eq!(call(&breaker, Code::Ok), Ok(None));
+        }
+        // Three failures of seven calls: under the ratio.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for _ in 0..3 {
+            assert_eq!(call(&breaker, Code::Unavailable), Ok(None));
+        }
+        // The four successes leave the ten-second window; the success that then finds three
+        // failures in four calls does not open it...
+        tokio::time::advance(Duration::from_millis(5500)).await;
+        assert_eq!(call(&breaker, Code::Ok), Ok(None));
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        // ...the next failure (four of five) does.
+        let opened = call(&breaker, Code::Unavailable);
+        assert_eq!(opened, Ok(Some((BreakerState::Closed, BreakerState::Open))));
+        let refused = call(&breaker, Code::Ok).expect_err("open");
+        assert!(
+            refused.contains("4 of the last 5 calls failed"),
+            "{refused}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

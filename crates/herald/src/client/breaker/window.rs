@@ -62,7 +62,14 @@ impl Window {
     }
 
     /// Counts one outcome at `now`: the (calls, failures) within the window then.
+    #[cfg(test)]
     pub(crate) fn record(&self, now: Instant, failed: bool) -> (u32, u32) {
+        let stamp = self.count(now, failed);
+        self.totals_at(stamp)
+    }
+
+    /// Counts one outcome at `now`; its bucket's stamp, for [`totals_at`](Self::totals_at).
+    pub(crate) fn count(&self, now: Instant, failed: bool) -> u64 {
         let tick = self.tick(now);
         // Read on every count, written once a tick: by the first count of the tick.
         if tick > self.latest.load(Ordering::Relaxed) {
@@ -95,7 +102,7 @@ impl Window {
                 Err(current) => word = current,
             }
         }
-        self.totals_at(stamp)
+        stamp
     }
 
     /// (calls, failures) within the window ending `now`.
@@ -106,7 +113,7 @@ impl Window {
 
     /// The buckets of `stamp` and the nine ticks before (one of a later tick — another
     /// thread's clock a moment ahead — is not yet in this window).
-    fn totals_at(&self, stamp: u64) -> (u32, u32) {
+    pub(crate) fn totals_at(&self, stamp: u64) -> (u32, u32) {
         let (calls, failures) = self
             .buckets
             .iter()

@@ -30,6 +30,9 @@ static PER_CALL: [&HeaderName; 3] = [&REQUEST_ID, &GRPC_TIMEOUT, &TRACEPARENT];
 /// Every bit of [`PER_CALL`].
 const ALL: u8 = (1 << PER_CALL.len()) - 1;
 
+/// `traceparent`'s bit.
+const TRACEPARENT_BIT: u8 = 1 << 2;
+
 /// The per-call header names one connection has sent indexable (bit `i`: `PER_CALL[i]`).
 #[derive(Debug, Default)]
 pub(crate) struct IndexedNames(AtomicU8);
@@ -46,14 +49,26 @@ impl IndexedNames {
     /// not sent yet; whether there were any (then `never_index` undoes it, should the request
     /// go out on another connection after all).
     pub(crate) fn claim(&self, headers: &mut HeaderMap) -> bool {
+        // Without tracing no call carries `traceparent`: looking for it would be a failed
+        // lookup on every call, its bit never set.
+        let wanted = if crate::observe::trace::installed() {
+            ALL
+        } else {
+            ALL & !TRACEPARENT_BIT
+        };
+        self.claim_among(headers, wanted)
+    }
+
+    /// [`claim`](Self::claim) for the names whose bits are in `wanted`.
+    fn claim_among(&self, headers: &mut HeaderMap, wanted: u8) -> bool {
         let sent = self.0.load(Ordering::Relaxed);
-        if sent == ALL {
+        if sent & wanted == wanted {
             return false;
         }
         let mut claimed = false;
         for (i, name) in PER_CALL.iter().enumerate() {
             let bit = 1 << i;
-            if sent & bit != 0 {
+            if sent & bit != 0 || wanted & bit == 0 {
                 continue;
             }
             if let Some(value) = headers.get_mut(*name)
@@ -106,26 +121,43 @@ pub(crate) mod tests {
         // A first request without grpc-timeout (a method with no deadline) leaves that
         // name to the first request that has it.
         let mut first = per_call_headers(&[&REQUEST_ID]);
-        assert!(names.claim(&mut first));
+        assert!(names.claim_among(&mut first, ALL));
         assert_eq!(indexable(&first), ["x-request-id"]);
         let mut second = per_call_headers(&[&REQUEST_ID, &GRPC_TIMEOUT]);
-        assert!(names.claim(&mut second));
+        assert!(names.claim_among(&mut second, ALL));
         assert_eq!(indexable(&second), ["grpc-timeout"]);
         for _ in 0..3 {
             let mut later = per_call_headers(&PER_CALL);
-            names.claim(&mut later);
+            names.claim_among(&mut later, ALL);
             assert!(indexable(&later).len() <= 1, "traceparent at most, once");
         }
         let mut last = per_call_headers(&PER_CALL);
-        assert!(!names.claim(&mut last));
+        assert!(!names.claim_among(&mut last, ALL));
         assert!(indexable(&last).is_empty());
         // A new connection has new tables.
         names.reset();
         let mut again = per_call_headers(&PER_CALL);
-        assert!(names.claim(&mut again));
+        assert!(names.claim_among(&mut again, ALL));
         assert_eq!(indexable(&again).len(), 3);
         never_index(&mut again);
         assert!(indexable(&again).is_empty());
+    }
+
+    #[test]
+    fn without_tracing_traceparent_is_not_looked_for_and_the_rest_finish_the_claim() {
+        let names = IndexedNames::default();
+        let wanted = ALL & !TRACEPARENT_BIT;
+        let mut first = per_call_headers(&PER_CALL);
+        assert!(names.claim_among(&mut first, wanted));
+        assert_eq!(indexable(&first), ["x-request-id", "grpc-timeout"]);
+        // Both wanted names sent: nothing more is looked up, whatever the request carries.
+        let mut later = per_call_headers(&PER_CALL);
+        assert!(!names.claim_among(&mut later, wanted));
+        assert!(indexable(&later).is_empty());
+        // Tracing installed later: traceparent's name is still to be sent once.
+        let mut traced = per_call_headers(&PER_CALL);
+        assert!(names.claim_among(&mut traced, ALL));
+        assert_eq!(indexable(&traced), ["traceparent"]);
     }
 
     /// The HEADERS blocks of `requests` as h2 encodes them on one fresh connection, read off
