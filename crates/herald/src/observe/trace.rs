@@ -20,8 +20,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use opentelemetry_sdk::trace::{
-    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, SdkTracer, SdkTracerProvider,
-    ShouldSample,
+    IdGenerator, RandomIdGenerator, Sampler, SdkTracer, SdkTracerProvider,
 };
 
 use crate::contract::MethodContract;
@@ -53,7 +52,17 @@ pub struct TracingError(String);
 /// before making a span.
 struct Installed {
     tracer: SdkTracer,
-    root_sampler: Sampler,
+    root_sampler: RootRatio,
+}
+
+/// The sampling ratio of new traces, decided as the SDK's `Sampler::TraceIdRatioBased`
+/// decides (the trace id's low 63 bits against the ratio's share of 2^63) with the bound
+/// worked out once: the SDK's sampler builds a result with attributes and a trace state for
+/// every request it is asked about, sampled or not.
+#[derive(Clone, Copy, Debug)]
+struct RootRatio {
+    /// `None`: every trace (a ratio of 1 or more).
+    below: Option<u64>,
 }
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
@@ -93,7 +102,7 @@ impl Tracing {
             .build();
         let installed = Installed {
             tracer: provider.tracer("herald"),
-            root_sampler: Sampler::TraceIdRatioBased(config.sampling_ratio),
+            root_sampler: RootRatio::new(config.sampling_ratio),
         };
         INSTALLED
             .set(installed)
@@ -185,7 +194,7 @@ fn start(
     kind: SpanKind,
     more: impl FnOnce() -> Vec<KeyValue>,
 ) -> Trace {
-    let new_trace = match choose(installed, &parent, method, kind.clone()) {
+    let new_trace = match choose(installed, &parent) {
         Choice::Skip(unrecorded) => return Trace::Unrecorded(unrecorded),
         Choice::Record(new_trace) => new_trace,
     };
@@ -240,12 +249,7 @@ enum Choice {
     Skip(SpanContext),
 }
 
-fn choose(
-    installed: &Installed,
-    parent: &opentelemetry::Context,
-    method: &MethodContract,
-    kind: SpanKind,
-) -> Choice {
+fn choose(installed: &Installed, parent: &opentelemetry::Context) -> Choice {
     let span = parent.span();
     let known = span.span_context();
     if known.is_valid() {
@@ -256,11 +260,7 @@ fn choose(
         };
     }
     let trace_id = RandomIdGenerator::default().new_trace_id();
-    let decision =
-        installed
-            .root_sampler
-            .should_sample(None, trace_id, method.full_name(), &kind, &[], &[]);
-    if decision.decision == SamplingDecision::RecordAndSample {
+    if installed.root_sampler.samples(trace_id) {
         Choice::Record(Some(trace_id))
     } else {
         Choice::Skip(SpanContext::new(
@@ -270,6 +270,23 @@ fn choose(
             false,
             TraceState::default(),
         ))
+    }
+}
+
+impl RootRatio {
+    fn new(ratio: f64) -> Self {
+        RootRatio {
+            // The SDK's bound, to the bit (a float to integer cast saturates).
+            below: (ratio < 1.0).then(|| (ratio.max(0.0) * (1u64 << 63) as f64) as u64),
+        }
+    }
+
+    fn samples(self, trace_id: TraceId) -> bool {
+        let Some(below) = self.below else {
+            return true;
+        };
+        let low = u64::from_be_bytes(trace_id.to_bytes()[8..].try_into().unwrap_or_default());
+        low >> 1 < below
     }
 }
 
@@ -327,6 +344,34 @@ impl Injector for HeadersMut<'_> {
 mod tests {
     use super::*;
     use crate::server::call::testing::METHOD;
+    use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
+
+    #[test]
+    fn new_traces_are_sampled_as_the_sdks_ratio_sampler_samples_them() {
+        for ratio in [0.0, 1e-9, 0.01, 0.25, 0.5, 0.999, 1.0, 2.0, -1.0] {
+            let sdk = Sampler::TraceIdRatioBased(ratio);
+            let ours = RootRatio::new(ratio);
+            let mut ids: Vec<TraceId> = (0..2000)
+                .map(|_| RandomIdGenerator::default().new_trace_id())
+                .collect();
+            // The edges of the low half: all zeros, all ones, and either side of the bound.
+            for low in [0, 1, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1] {
+                ids.push(TraceId::from(u128::from(low) | 7 << 64));
+            }
+            if let Some(below) = ours.below {
+                for low in [below << 1, (below << 1).wrapping_sub(1), (below << 1) + 2] {
+                    ids.push(TraceId::from(u128::from(low)));
+                }
+            }
+            for id in ids {
+                let by_sdk = sdk
+                    .should_sample(None, id, "m", &SpanKind::Server, &[], &[])
+                    .decision
+                    == SamplingDecision::RecordAndSample;
+                assert_eq!(ours.samples(id), by_sdk, "ratio {ratio}, trace {id}");
+            }
+        }
+    }
 
     #[test]
     fn a_new_trace_is_exported_under_the_id_its_sampling_chose() {
@@ -337,7 +382,7 @@ mod tests {
             .build();
         let installed = Installed {
             tracer: provider.tracer("test"),
-            root_sampler: ratio.clone(),
+            root_sampler: RootRatio::new(0.5),
         };
         let sampled_by_ratio = |id| {
             ratio
