@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release -p herald-example-cache --example client_bench -- [rounds] [seconds] [concurrency]
 //! cargo run --release -p herald-example-cache --example client_bench -- instructions [repeats] [concurrency]
+//! cargo run --release -p herald-example-cache --example client_bench -- together [rounds] [seconds] [concurrency]
 //! ```
 //!
 //! The server runs in its own process pinned to CPU 0, each load run in its own process pinned to
@@ -17,8 +18,13 @@
 //! `instructions` counts instead the instructions each client executes per call, under
 //! valgrind (see `instructions.rs`): the client's work alone, steadier than throughput on this
 //! noisy machine, for changes too small for throughput to show.
+//!
+//! `together [rounds] [seconds] [concurrency]` runs herald's and bare tonic's clients at the
+//! same time, each against a server of its own (see `together.rs`): the CPU per call of each
+//! pair, client and server, compared under the same conditions at every moment.
 
 mod instructions;
+mod together;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -41,6 +47,7 @@ fn main() -> Result<(), BoxError> {
         Some("serve") => serve(),
         Some("load") => load(&args[1..]),
         Some("instructions") => instructions::run(&args[1..]),
+        Some("together") => together::run(&args[1..]),
         _ => orchestrate(&args),
     }
 }
