@@ -12,7 +12,7 @@
 
 use std::process::Command;
 
-use crate::{BoxError, KINDS, median, start_server};
+use crate::{BoxError, KINDS, load_command, load_result, median, start_server};
 
 /// The measured seconds of the short and the long run (under callgrind a client runs some
 /// 50 times slower: a few thousand calls a second).
@@ -77,36 +77,27 @@ struct Counted {
 fn counted(addr: &str, kind: &str, seconds: u64, concurrency: usize) -> Result<Counted, BoxError> {
     let out_file =
         std::env::temp_dir().join(format!("client_bench-callgrind.{}", std::process::id()));
-    let output = Command::new("taskset")
-        .args(["-c", "1", "valgrind", "--tool=callgrind"])
-        .arg(format!("--callgrind-out-file={}", out_file.display()))
-        .arg(std::env::current_exe()?)
-        .args([
-            "load",
-            addr,
-            kind,
-            &seconds.to_string(),
-            &concurrency.to_string(),
-        ])
-        .output();
+    let out_option = format!("--callgrind-out-file={}", out_file.display());
+    let output = load_command(
+        &["valgrind", "--tool=callgrind", &out_option],
+        None,
+        addr,
+        kind,
+        seconds,
+        concurrency,
+    )?
+    .output();
     // Only the total is wanted, not the profile.
     let _ = std::fs::remove_file(&out_file);
     let output = output?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        return Err(format!("{kind} load under valgrind failed: {stderr}").into());
-    }
     // The load's line: calls/s, errors, then latencies and CPU (meaningless here).
-    let line = String::from_utf8(output.stdout)?;
-    let mut fields = line.split_whitespace().map(str::parse::<f64>);
-    let (Some(rate), Some(errors)) = (fields.next().transpose()?, fields.next().transpose()?)
-    else {
-        return Err(format!("{kind}: no result line from the load run").into());
-    };
+    let fields = load_result(&output, kind)?;
+    let (rate, errors) = (fields[0], fields[1]);
     if errors > 0.0 {
         // Failed calls cost other instructions than answered ones: the count would mix them.
         return Err(format!("{kind}: {errors} calls failed under valgrind").into());
     }
+    let stderr = String::from_utf8_lossy(&output.stderr);
     // valgrind's summary: "==PID== Collected : N".
     let instructions = stderr
         .lines()

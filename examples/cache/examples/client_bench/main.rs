@@ -163,6 +163,55 @@ fn load(args: &[String]) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// This program's `load` run of `kind` against `addr` (see [`load`]), pinned to CPU 1, under
+/// `wrapper` (a tool such as valgrind, with its options) when one is given; `server`: the
+/// server's PID, whose CPU time the run reports.
+fn load_command(
+    wrapper: &[&str],
+    server: Option<u32>,
+    addr: &str,
+    kind: &str,
+    seconds: u64,
+    concurrency: usize,
+) -> Result<Command, BoxError> {
+    let mut command = Command::new("taskset");
+    if let Some(server) = server {
+        command.env("CLIENT_BENCH_SERVER_PID", server.to_string());
+    }
+    command
+        .args(["-c", "1"])
+        .args(wrapper)
+        .arg(std::env::current_exe()?)
+        .args([
+            "load",
+            addr,
+            kind,
+            &seconds.to_string(),
+            &concurrency.to_string(),
+        ]);
+    Ok(command)
+}
+
+/// A finished load run's line: calls/s, errors, p50 and p99 (µs), client and server CPU µs
+/// per call.
+fn load_result(output: &std::process::Output, kind: &str) -> Result<Vec<f64>, BoxError> {
+    if !output.status.success() {
+        return Err(format!(
+            "{kind} load failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let fields: Vec<f64> = std::str::from_utf8(&output.stdout)?
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    if fields.len() != 6 {
+        return Err(format!("{kind}: no result line from the load run").into());
+    }
+    Ok(fields)
+}
+
 /// The upper middle of `values` (not empty).
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -302,7 +351,6 @@ fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let rounds: usize = args.first().map_or(Ok(3), |a| a.parse())?;
     let seconds: u64 = args.get(1).map_or(Ok(5), |a| a.parse())?;
     let concurrency: usize = args.get(2).map_or(Ok(32), |a| a.parse())?;
-    let me = std::env::current_exe()?;
     let (mut server, addr) = start_server()?;
     println!(
         "server {addr} on CPU 0; load on CPU 1; {rounds} rounds × {seconds} s per client, {concurrency} calls in flight"
@@ -318,30 +366,9 @@ fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         for turn in 0..KINDS.len() {
             let slot = (turn + round - 1) % KINDS.len();
             let kind = KINDS[slot];
-            let output = Command::new("taskset")
-                .env("CLIENT_BENCH_SERVER_PID", server.id().to_string())
-                .args(["-c", "1"])
-                .arg(&me)
-                .args([
-                    "load",
-                    &addr,
-                    kind,
-                    &seconds.to_string(),
-                    &concurrency.to_string(),
-                ])
+            let output = load_command(&[], Some(server.id()), &addr, kind, seconds, concurrency)?
                 .output()?;
-            if !output.status.success() {
-                return Err(format!(
-                    "{kind} load failed: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                )
-                .into());
-            }
-            let line = String::from_utf8(output.stdout)?;
-            let fields: Vec<f64> = line
-                .split_whitespace()
-                .map(str::parse)
-                .collect::<Result<_, _>>()?;
+            let fields = load_result(&output, kind)?;
             println!(
                 "round {round} {kind:>9}: {:>8.0} calls/s, {} errors, p50 {} µs, p99 {} µs, CPU µs/call client {:.2} server {:.2}",
                 fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]

@@ -9,9 +9,9 @@
 //! per round and as a median, beside the raw calls/s ratio (which also depends on how the
 //! scheduler shared the CPUs). The servers swap clients from round to round.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
-use crate::{BoxError, median, start_server};
+use crate::{BoxError, load_command, load_result, median, start_server};
 
 /// `together [rounds=6] [seconds=5] [calls in flight=32]`.
 pub(crate) fn run(args: &[String]) -> Result<(), BoxError> {
@@ -56,44 +56,25 @@ pub(crate) fn run(args: &[String]) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// A load run of `kind` against `server`, pinned to CPU 1, started now.
+/// A load run of `kind` against `server`, started now.
 fn spawn_load(
     (server, addr): &(Child, String),
     kind: &str,
     seconds: u64,
     concurrency: usize,
 ) -> Result<Child, BoxError> {
-    Ok(Command::new("taskset")
-        .env("CLIENT_BENCH_SERVER_PID", server.id().to_string())
-        .args(["-c", "1"])
-        .arg(std::env::current_exe()?)
-        .args([
-            "load",
-            addr,
-            kind,
-            &seconds.to_string(),
-            &concurrency.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?)
+    Ok(
+        load_command(&[], Some(server.id()), addr, kind, seconds, concurrency)?
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    )
 }
 
-/// A load run's numbers: calls/s, errors, p50, p99, client and server CPU µs per call.
+/// A load run's numbers (see [`load_result`]), when every call was answered.
 fn finish(load: Child, kind: &str) -> Result<Vec<f64>, BoxError> {
-    let output = load.wait_with_output()?;
-    if !output.status.success() {
-        return Err(format!(
-            "{kind} load failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    let fields: Vec<f64> = String::from_utf8(output.stdout)?
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    if fields.len() < 6 || fields[1] > 0.0 || fields[4] + fields[5] <= 0.0 {
+    let fields = load_result(&load.wait_with_output()?, kind)?;
+    if fields[1] > 0.0 || fields[4] + fields[5] <= 0.0 {
         return Err(format!("{kind}: unusable load run {fields:?}").into());
     }
     Ok(fields)
