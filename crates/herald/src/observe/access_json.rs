@@ -155,7 +155,9 @@ impl Stamp {
 /// 1,000,000 + `n` (two digits per step, from a table), less its leading 1 — on every access
 /// line twice, where a digit at a time and a `char` push per digit cost twice as much.
 pub(crate) fn six_digits(n: u32, buffer: &mut itoa::Buffer) -> &str {
-    &buffer.format(n % 1_000_000 + 1_000_000)[1..]
+    // Both callers take `n` as a remainder already: no second one here.
+    debug_assert!(n < 1_000_000, "{n} has more than six digits");
+    &buffer.format(n + 1_000_000)[1..]
 }
 
 /// 9999-12-31T23:59:59Z, the last second with a four-digit year.
