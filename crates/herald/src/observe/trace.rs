@@ -3,28 +3,25 @@
 //! request's [`Context`](crate::Context), so a Cache → Accounts call is one trace.
 //!
 //! Off until [`Tracing::install`]: then, and only then, spans are made — a server without
-//! tracing pays one atomic load per request for it.
+//! tracing pays one atomic load per request for it. A span sampled is recorded as a few ids
+//! and times, and handed to the SDK's OTLP exporter in batches by one task (`export`).
 
-use std::cell::Cell;
-use std::sync::OnceLock;
+mod export;
+
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
-    Tracer, TracerProvider,
-};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-use opentelemetry_sdk::trace::{
-    IdGenerator, RandomIdGenerator, Sampler, SdkTracer, SdkTracerProvider,
-};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SpanExporter};
 
 use crate::contract::MethodContract;
 use crate::{Code, Identity};
+use export::{Ended, Exporter, Queue, RecordedSpan, Side};
 
 /// Where spans go, and how many.
 #[derive(Clone, Debug)]
@@ -40,7 +37,8 @@ pub struct TracingConfig {
 /// Tracing, installed for the process.
 #[derive(Debug)]
 pub struct Tracing {
-    provider: SdkTracerProvider,
+    exporter: Arc<Exporter<opentelemetry_otlp::SpanExporter>>,
+    queue: &'static Queue,
 }
 
 /// Tracing could not be set up.
@@ -48,11 +46,11 @@ pub struct Tracing {
 #[error("tracing: {0}")]
 pub struct TracingError(String);
 
-/// Tracing, once installed: the tracer, and the sampler for new traces that `choose` consults
-/// before making a span.
+/// Tracing, once installed: the sampler for new traces, and where ended spans go.
+#[derive(Debug)]
 struct Installed {
-    tracer: SdkTracer,
     root_sampler: RootRatio,
+    queue: Queue,
 }
 
 /// The sampling ratio of new traces, decided as the SDK's `Sampler::TraceIdRatioBased`
@@ -71,10 +69,10 @@ static INSTALLED: OnceLock<Installed> = OnceLock::new();
 
 impl Tracing {
     /// Exports spans over OTLP/gRPC from now on. Call it once, inside a tokio runtime, before
-    /// starting servers.
+    /// starting servers: the export runs as a task on that runtime.
     ///
     /// # Errors
-    /// An invalid endpoint or ratio, or tracing already installed.
+    /// An invalid endpoint or ratio, no runtime, or tracing already installed.
     pub fn install(config: TracingConfig) -> Result<Tracing, TracingError> {
         if !(0.0..=1.0).contains(&config.sampling_ratio) {
             return Err(TracingError(format!(
@@ -82,44 +80,42 @@ impl Tracing {
                 config.sampling_ratio
             )));
         }
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| TracingError("install it from within a tokio runtime".into()))?;
+        let mut otlp = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(&config.endpoint)
             .build()
             .map_err(|e| TracingError(format!("OTLP exporter to {}: {e}", config.endpoint)))?;
-        // Exports run on the tokio runtime (tonic needs one), not on a thread of their own.
-        let processor =
-            BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
-            .with_id_generator(DecidedIds)
-            .with_resource(
-                Resource::builder()
-                    .with_service_name(config.service_name)
-                    .build(),
-            )
-            .build();
+        otlp.set_resource(
+            &Resource::builder()
+                .with_service_name(config.service_name)
+                .build(),
+        );
         let installed = Installed {
-            tracer: provider.tracer("herald"),
             root_sampler: RootRatio::new(config.sampling_ratio),
+            queue: Queue::default(),
         };
         INSTALLED
             .set(installed)
             .map_err(|_| TracingError("tracing is already installed in this process".into()))?;
-        Ok(Tracing { provider })
+        let queue = &INSTALLED
+            .get()
+            .ok_or_else(|| TracingError("tracing was not installed".into()))?
+            .queue;
+        let exporter = Arc::new(Exporter::new(otlp));
+        runtime.spawn(export::run(queue, exporter.clone()));
+        Ok(Tracing { exporter, queue })
     }
 
-    /// Sends every finished span now (from a blocking thread: the export itself runs on the
-    /// runtime, so this must not hold a runtime thread while it waits).
+    /// Sends every span ended so far now, and waits for any export already under way.
     ///
     /// # Errors
     /// The exporter failed.
     pub async fn flush(&self) -> Result<(), TracingError> {
-        let provider = self.provider.clone();
-        tokio::task::spawn_blocking(move || provider.force_flush())
+        self.exporter
+            .send(self.queue)
             .await
-            .map_err(|e| TracingError(e.to_string()))?
             .map_err(|e| TracingError(e.to_string()))
     }
 }
@@ -127,11 +123,11 @@ impl Tracing {
 /// A call's place in a trace.
 ///
 /// Most calls are not sampled. Those carry only the trace's identity, so that the calls they
-/// make are not sampled either: no span object, no allocation, nothing to end.
+/// make are not sampled either: nothing recorded, no allocation, nothing to end.
 #[derive(Clone, Debug)]
 pub(crate) enum Trace {
-    /// A span being recorded, in the context that parents its children.
-    Recorded(opentelemetry::Context),
+    /// A span being recorded; it parents the calls made under it.
+    Recorded(Arc<RecordedSpan>),
     /// A trace not sampled here: passed on to callees as `traceparent` with the sampled flag off.
     Unrecorded(SpanContext),
 }
@@ -146,131 +142,91 @@ pub(crate) fn installed() -> bool {
 pub(crate) fn server_span(
     headers: &HeaderMap,
     traceparent: bool,
-    method: &MethodContract,
+    method: &'static MethodContract,
     caller: Option<&Identity>,
     request_id: &str,
 ) -> Option<Trace> {
     let installed = INSTALLED.get()?;
-    let parent = if traceparent {
-        TraceContextPropagator::new().extract(&Headers(headers))
-    } else {
-        opentelemetry::Context::new()
-    };
-    Some(start(installed, parent, method, SpanKind::Server, || {
-        vec![
-            KeyValue::new(
-                "herald.caller",
-                crate::observe::server_metrics::caller_label(caller).to_owned(),
-            ),
-            KeyValue::new("herald.request_id", request_id.to_owned()),
-        ]
-    }))
+    let remote = traceparent.then(|| {
+        let extracted = TraceContextPropagator::new().extract(&Headers(headers));
+        extracted.span().span_context().clone()
+    });
+    Some(start(
+        installed,
+        remote.as_ref().map(|parent| (parent, true)),
+        method,
+        request_id,
+        || Side::Server(caller.cloned()),
+    ))
 }
 
 /// Starts the span of a call this process makes: a child of the handler's span when the
 /// call is made with a handler's context, else a new trace.
 pub(crate) fn client_span(
     parent: Option<&Trace>,
-    method: &MethodContract,
+    method: &'static MethodContract,
     request_id: &str,
 ) -> Option<Trace> {
     let installed = INSTALLED.get()?;
     let parent = match parent {
         Some(Trace::Unrecorded(unrecorded)) => return Some(Trace::Unrecorded(unrecorded.clone())),
-        Some(Trace::Recorded(cx)) => cx.clone(),
-        None => opentelemetry::Context::new(),
+        Some(Trace::Recorded(span)) => Some((&span.context, false)),
+        None => None,
     };
-    Some(start(installed, parent, method, SpanKind::Client, || {
-        vec![KeyValue::new("herald.request_id", request_id.to_owned())]
+    Some(start(installed, parent, method, request_id, || {
+        Side::Client
     }))
 }
 
-/// A span of `kind` for `method` under `parent` when it is to be recorded (with the RPC
-/// attributes and `more`, built only then); else the trace's identity alone.
+/// A span for `method` under `parent` (its context, and whether it is another process's)
+/// when it is to be recorded: as the parent was, or for a new trace by the sampling ratio.
+/// Else the trace's identity alone.
 fn start(
     installed: &Installed,
-    parent: opentelemetry::Context,
-    method: &MethodContract,
-    kind: SpanKind,
-    more: impl FnOnce() -> Vec<KeyValue>,
+    parent: Option<(&SpanContext, bool)>,
+    method: &'static MethodContract,
+    request_id: &str,
+    side: impl FnOnce() -> Side,
 ) -> Trace {
-    let new_trace = match choose(installed, &parent) {
-        Choice::Skip(unrecorded) => return Trace::Unrecorded(unrecorded),
-        Choice::Record(new_trace) => new_trace,
+    let (trace_id, parent, state) = match parent {
+        Some((parent, remote)) if parent.is_valid() => {
+            if !parent.is_sampled() {
+                return Trace::Unrecorded(parent.clone());
+            }
+            (
+                parent.trace_id(),
+                Some((parent.span_id(), remote)),
+                parent.trace_state().clone(),
+            )
+        }
+        _ => {
+            let trace_id = RandomIdGenerator::default().new_trace_id();
+            if !installed.root_sampler.samples(trace_id) {
+                return Trace::Unrecorded(SpanContext::new(
+                    trace_id,
+                    RandomIdGenerator::default().new_span_id(),
+                    TraceFlags::default(),
+                    false,
+                    TraceState::default(),
+                ));
+            }
+            (trace_id, None, TraceState::default())
+        }
     };
-    let mut attributes = vec![
-        KeyValue::new("rpc.system", "grpc"),
-        KeyValue::new("rpc.service", method.service),
-        KeyValue::new("rpc.method", method.method),
-    ];
-    attributes.extend(more());
-    // The SDK (0.33) draws a new trace's id itself, ignoring a builder's: it is handed the id
-    // sampled by through this thread, so that the trace exported is the one chosen.
-    DECIDED_TRACE_ID.set(new_trace);
-    let span = installed
-        .tracer
-        .span_builder(method.full_name())
-        .with_kind(kind)
-        .with_attributes(attributes)
-        .start_with_context(&installed.tracer, &parent);
-    DECIDED_TRACE_ID.set(None);
-    Trace::Recorded(parent.with_span(span))
-}
-
-thread_local! {
-    /// The id of the new trace whose root span this thread is starting (see [`DecidedIds`]).
-    static DECIDED_TRACE_ID: Cell<Option<TraceId>> = const { Cell::new(None) };
-}
-
-/// The SDK's ids: for a new trace the one `choose` sampled by, when this thread is starting
-/// its root span; otherwise random, as the SDK's own generator.
-#[derive(Debug)]
-struct DecidedIds;
-
-impl IdGenerator for DecidedIds {
-    fn new_trace_id(&self) -> TraceId {
-        DECIDED_TRACE_ID
-            .take()
-            .unwrap_or_else(|| RandomIdGenerator::default().new_trace_id())
-    }
-
-    fn new_span_id(&self) -> SpanId {
-        RandomIdGenerator::default().new_span_id()
-    }
-}
-
-/// Whether a span under `parent` is recorded: as the caller chose, or for a new trace by the
-/// sampling ratio — decided before any span object exists (the SDK's own sampler, which would
-/// decide after, is `ParentBased(AlwaysOn)`: it records whatever reaches it).
-enum Choice {
-    /// Make the span (the SDK records it); a new trace's id, the one the ratio was applied to.
-    Record(Option<TraceId>),
-    /// Do not record; what callees are told.
-    Skip(SpanContext),
-}
-
-fn choose(installed: &Installed, parent: &opentelemetry::Context) -> Choice {
-    let span = parent.span();
-    let known = span.span_context();
-    if known.is_valid() {
-        return if known.is_sampled() {
-            Choice::Record(None)
-        } else {
-            Choice::Skip(known.clone())
-        };
-    }
-    let trace_id = RandomIdGenerator::default().new_trace_id();
-    if installed.root_sampler.samples(trace_id) {
-        Choice::Record(Some(trace_id))
-    } else {
-        Choice::Skip(SpanContext::new(
+    Trace::Recorded(Arc::new(RecordedSpan {
+        context: SpanContext::new(
             trace_id,
             RandomIdGenerator::default().new_span_id(),
-            TraceFlags::default(),
+            TraceFlags::SAMPLED,
             false,
-            TraceState::default(),
-        ))
-    }
+            state,
+        ),
+        parent,
+        side: side(),
+        method,
+        start: SystemTime::now(),
+        request_id: request_id.into(),
+    }))
 }
 
 impl RootRatio {
@@ -290,29 +246,28 @@ impl RootRatio {
     }
 }
 
-/// Ends a request's span with its status code.
+/// Ends a call's span with its status code: queued for export when it was recorded.
 pub(crate) fn end(trace: &Trace, code: Code) {
-    let Trace::Recorded(cx) = trace else {
+    let (Trace::Recorded(span), Some(installed)) = (trace, INSTALLED.get()) else {
         return;
     };
-    let span = cx.span();
-    span.set_attribute(KeyValue::new("rpc.grpc.status_code", code as i64));
-    if code != Code::Ok {
-        span.set_status(Status::error(code.name()));
-    }
-    span.end();
+    installed.queue.push(Ended {
+        span: span.clone(),
+        end: SystemTime::now(),
+        code,
+    });
 }
 
 /// Writes `traceparent` (and `tracestate`) for a child call.
 pub(crate) fn inject(trace: &Trace, headers: &mut HeaderMap) {
-    let propagator = TraceContextPropagator::new();
-    match trace {
-        Trace::Recorded(cx) => propagator.inject_context(cx, &mut HeadersMut(headers)),
-        Trace::Unrecorded(unrecorded) => propagator.inject_context(
-            &opentelemetry::Context::new().with_remote_span_context(unrecorded.clone()),
-            &mut HeadersMut(headers),
-        ),
-    }
+    let context = match trace {
+        Trace::Recorded(span) => span.context.clone(),
+        Trace::Unrecorded(unrecorded) => unrecorded.clone(),
+    };
+    TraceContextPropagator::new().inject_context(
+        &opentelemetry::Context::new().with_remote_span_context(context),
+        &mut HeadersMut(headers),
+    );
 }
 
 struct Headers<'a>(&'a HeaderMap);
@@ -344,7 +299,22 @@ impl Injector for HeadersMut<'_> {
 mod tests {
     use super::*;
     use crate::server::call::testing::METHOD;
-    use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
+    use opentelemetry::trace::{SpanId, SpanKind};
+    use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
+
+    fn installed(ratio: f64) -> Installed {
+        Installed {
+            root_sampler: RootRatio::new(ratio),
+            queue: Queue::default(),
+        }
+    }
+
+    fn recorded(trace: &Trace) -> &RecordedSpan {
+        match trace {
+            Trace::Recorded(span) => span,
+            Trace::Unrecorded(unrecorded) => panic!("not recorded: {unrecorded:?}"),
+        }
+    }
 
     #[test]
     fn new_traces_are_sampled_as_the_sdks_ratio_sampler_samples_them() {
@@ -374,17 +344,10 @@ mod tests {
     }
 
     #[test]
-    fn a_new_trace_is_exported_under_the_id_its_sampling_chose() {
+    fn a_new_trace_is_recorded_exactly_when_its_id_passes_the_ratio() {
+        let installed = installed(0.5);
         let ratio = Sampler::TraceIdRatioBased(0.5);
-        let provider = SdkTracerProvider::builder()
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
-            .with_id_generator(DecidedIds)
-            .build();
-        let installed = Installed {
-            tracer: provider.tracer("test"),
-            root_sampler: RootRatio::new(0.5),
-        };
-        let sampled_by_ratio = |id| {
+        let by_ratio = |id| {
             ratio
                 .should_sample(None, id, "m", &SpanKind::Server, &[], &[])
                 .decision
@@ -392,16 +355,16 @@ mod tests {
         };
         let (mut recorded, mut skipped) = (0, 0);
         for _ in 0..200 {
-            let root = opentelemetry::Context::new();
-            match start(&installed, root, &METHOD, SpanKind::Server, Vec::new) {
-                Trace::Recorded(cx) => {
-                    let id = cx.span().span_context().trace_id();
-                    // The SDK's own id would pass the ratio half the time only.
-                    assert!(sampled_by_ratio(id), "{id} was not the id sampled by");
+            match start(&installed, None, &METHOD, "r", || Side::Client) {
+                Trace::Recorded(span) => {
+                    assert!(by_ratio(span.context.trace_id()));
+                    assert!(span.context.is_sampled() && span.context.is_valid());
+                    assert_eq!(span.parent, None, "a root");
                     recorded += 1;
                 }
                 Trace::Unrecorded(unrecorded) => {
-                    assert!(!sampled_by_ratio(unrecorded.trace_id()));
+                    assert!(!by_ratio(unrecorded.trace_id()));
+                    assert!(!unrecorded.is_sampled() && unrecorded.is_valid());
                     skipped += 1;
                 }
             }
@@ -410,7 +373,81 @@ mod tests {
             recorded > 0 && skipped > 0,
             "{recorded} recorded, {skipped} not"
         );
-        // Handed over once: ids drawn afterwards (a child's span, another trace) are fresh.
-        assert_eq!(DECIDED_TRACE_ID.get(), None);
+    }
+
+    #[test]
+    fn a_callers_decision_is_followed_whatever_the_ratio() {
+        let never = installed(0.0);
+        let state = TraceState::from_key_value([("vendor", "x")]).expect("a trace state");
+        let sampled = SpanContext::new(
+            TraceId::from(11),
+            SpanId::from(12),
+            TraceFlags::SAMPLED,
+            true,
+            state.clone(),
+        );
+        let child = start(&never, Some((&sampled, true)), &METHOD, "r", || {
+            Side::Server(None)
+        });
+        let child = recorded(&child);
+        assert_eq!(child.context.trace_id(), TraceId::from(11), "same trace");
+        assert_ne!(
+            child.context.span_id(),
+            SpanId::from(12),
+            "a span of its own"
+        );
+        assert_eq!(child.parent, Some((SpanId::from(12), true)));
+        assert_eq!(
+            child.context.trace_state(),
+            &state,
+            "the caller's state goes on"
+        );
+        assert_eq!(&*child.request_id, "r");
+
+        let always = installed(1.0);
+        let unsampled = SpanContext::new(
+            TraceId::from(13),
+            SpanId::from(14),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        );
+        match start(&always, Some((&unsampled, true)), &METHOD, "r", || {
+            Side::Client
+        }) {
+            Trace::Unrecorded(passed_on) => assert_eq!(passed_on, unsampled),
+            Trace::Recorded(span) => panic!("recorded against the caller's choice: {span:?}"),
+        }
+    }
+
+    #[test]
+    fn a_call_under_a_recorded_span_is_its_child_and_is_injected_as_such() {
+        let always = installed(1.0);
+        let parent = start(&always, None, &METHOD, "r", || Side::Server(None));
+        let parent_context = &recorded(&parent).context;
+        let child_trace = start(&always, Some((parent_context, false)), &METHOD, "r", || {
+            Side::Client
+        });
+        let child = recorded(&child_trace);
+        assert_eq!(child.context.trace_id(), parent_context.trace_id());
+        assert_eq!(child.parent, Some((parent_context.span_id(), false)));
+
+        let mut headers = HeaderMap::new();
+        inject(&child_trace, &mut headers);
+        let expected = format!(
+            "00-{}-{}-01",
+            child.context.trace_id(),
+            child.context.span_id()
+        );
+        assert_eq!(
+            headers.get("traceparent").and_then(|v| v.to_str().ok()),
+            Some(&*expected)
+        );
+        assert!(
+            headers
+                .get("traceparent")
+                .is_some_and(HeaderValue::is_sensitive),
+            "never indexed"
+        );
     }
 }
