@@ -122,32 +122,43 @@ impl Line {
 impl Stamp {
     pub(crate) fn push(&mut self, text: &mut String, now: SystemTime) -> fmt::Result {
         let since = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        self.push_unix(text, since.as_secs(), since.subsec_micros())
+        let (second, micros) = Self::clamped(since.as_secs(), since.subsec_micros());
+        text.push_str(self.prefix(second)?);
+        text.push_str(six_digits(micros, &mut itoa::Buffer::new()));
+        text.push('Z');
+        Ok(())
     }
 
-    /// `nanos` since the Unix epoch (an access line's time, worked out without `SystemTime`).
-    pub(crate) fn push_unix_nanos(&mut self, text: &mut String, nanos: u64) -> fmt::Result {
+    /// `nanos` since the Unix epoch (an access line's time, worked out without `SystemTime`),
+    /// without the zone's `Z`: the access line's next piece starts with it.
+    pub(crate) fn push_unix_nanos(&mut self, out: &mut Vec<u8>, nanos: u64) {
         // Divisions by constants: multiplications.
         let micros = (nanos % 1_000_000_000 / 1_000) as u32;
-        self.push_unix(text, nanos / 1_000_000_000, micros)
+        let (second, micros) = Self::clamped(nanos / 1_000_000_000, micros);
+        // Writing to a String cannot fail.
+        if let Ok(prefix) = self.prefix(second) {
+            out.extend_from_slice(prefix.as_bytes());
+        }
+        out.extend_from_slice(six_digits(micros, &mut itoa::Buffer::new()).as_bytes());
     }
 
-    fn push_unix(&mut self, text: &mut String, second: u64, micros: u32) -> fmt::Result {
-        // A clock before 1970 or after 9999 is broken: its lines say the nearest of the two.
-        let (second, micros) = if second > LAST_SECOND_OF_9999 {
+    /// A clock before 1970 or after 9999 is broken: its lines say the nearest of the two.
+    fn clamped(second: u64, micros: u32) -> (u64, u32) {
+        if second > LAST_SECOND_OF_9999 {
             (LAST_SECOND_OF_9999, 0)
         } else {
             (second, micros)
-        };
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.` for `second`, worked out when the second changes.
+    fn prefix(&mut self, second: u64) -> Result<&str, fmt::Error> {
         if self.second != Some(second) {
             self.prefix.clear();
             write_second(&mut self.prefix, second)?;
             self.second = Some(second);
         }
-        text.push_str(&self.prefix);
-        text.push_str(six_digits(micros, &mut itoa::Buffer::new()));
-        text.push('Z');
-        Ok(())
+        Ok(&self.prefix)
     }
 }
 
@@ -248,17 +259,34 @@ impl Visit for FieldWriter<'_> {
 /// `value` as a JSON string, quotes included.
 pub(crate) fn push_json_str(out: &mut String, value: &str) {
     out.push('"');
-    // Method names, identities, codes and request ids need no escaping: one copy. (Checked
-    // without stopping early, so that the check runs on whole vectors of bytes.)
-    let needs_escape = value.bytes().fold(false, |any, b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if !needs_escape {
+    if !needs_escape(value) {
         out.push_str(value);
     } else {
         let _ = JsonEscaped(out).write_str(value);
     }
     out.push('"');
+}
+
+/// `value` as a JSON string, quotes included, at the end of `out`.
+pub(crate) fn push_json_bytes(out: &mut Vec<u8>, value: &str) {
+    if needs_escape(value) {
+        let mut escaped = String::with_capacity(value.len() + 8);
+        push_json_str(&mut escaped, value);
+        out.extend_from_slice(escaped.as_bytes());
+        return;
+    }
+    out.push(b'"');
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'"');
+}
+
+/// Whether `value` has a byte JSON escapes inside a string. Method names, identities, codes
+/// and request ids have none. (Checked without stopping early, so that the check runs on
+/// whole vectors of bytes.)
+fn needs_escape(value: &str) -> bool {
+    value.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 /// Escapes what passes through it for the inside of a JSON string.
@@ -456,12 +484,11 @@ mod tests {
             out,
             "2026-11-18T11:06:40.000042Z 2026-11-18T11:06:40.999999Z 2026-11-18T11:06:41.000000Z"
         );
-        // The access line's way in, nanoseconds since the epoch: the same text.
-        let mut by_nanos = String::new();
-        stamp
-            .push_unix_nanos(&mut by_nanos, 1_795_000_000_000_042_999)
-            .expect("stamp");
-        assert_eq!(by_nanos, "2026-11-18T11:06:40.000042Z");
+        // The access line's way in, nanoseconds since the epoch: the same text, less its `Z`
+        // (the next piece of the line starts with it).
+        let mut by_nanos = Vec::new();
+        stamp.push_unix_nanos(&mut by_nanos, 1_795_000_000_000_042_999);
+        assert_eq!(by_nanos, b"2026-11-18T11:06:40.000042");
         let mut before_1970 = String::new();
         stamp
             .push(

@@ -20,7 +20,7 @@ use tracing_core::metadata::Kind;
 use tracing_core::{Level, Metadata};
 
 use crate::Code;
-use crate::observe::access_json::{Line, push_json_str, six_digits, with_line};
+use crate::observe::access_json::{Stamp, push_json_bytes, push_json_str, six_digits, with_line};
 use crate::observe::buffered_log::LineSink;
 
 /// The buffer access lines go straight into, when herald installed the logger.
@@ -46,8 +46,9 @@ static META: Metadata<'static> = Metadata::new(
 pub(crate) struct AccessLine<'a> {
     pub(crate) method: &'a str,
     pub(crate) caller: &'a str,
-    /// `method` and `caller` as the line spells them: [`fields`]' text, made once per caller.
-    pub(crate) fields: &'a str,
+    /// What the line says between its timestamp's digits and its latency, as it spells it:
+    /// [`middle`]'s text, made once per caller and code.
+    pub(crate) middle: &'a str,
     pub(crate) code: Code,
     pub(crate) took: Duration,
     pub(crate) request_id: &'a str,
@@ -83,9 +84,10 @@ pub(crate) fn log(line: &AccessLine<'_>) {
         );
         return;
     };
+    let at = wall_unix_nanos(line.at);
     with_line(|buffer| {
-        line.write(buffer);
-        sink.append_line(buffer.text.as_bytes());
+        // Written straight into the log's buffer, under its lock: ~150 instructions.
+        sink.append_with(&mut |out| line.write(&mut buffer.stamp, at, out));
     });
 }
 
@@ -103,46 +105,46 @@ fn enabled() -> bool {
 // === impl AccessLine ===
 
 impl AccessLine<'_> {
-    /// The JSON line, as `JsonLines` formats the event (timestamp, level, fields, target).
-    fn write(&self, buffer: &mut Line) {
-        let Line { text, stamp } = buffer;
-        text.clear();
-        text.push_str("{\"timestamp\":\"");
-        // Writing to a String cannot fail.
-        let _ = stamp.push_unix_nanos(text, wall_unix_nanos(self.at));
-        text.push_str("\",\"level\":\"INFO\",");
-        text.push_str(self.fields);
-        // A code's name is capitals and underscores: nothing to escape.
-        text.push_str(",\"code\":\"");
-        text.push_str(self.code.name());
-        text.push_str("\",\"latency_ms\":");
-        push_millis(text, self.took);
-        text.push_str(",\"request_id\":");
-        push_json_str(text, self.request_id);
-        text.push_str(",\"target\":\"herald::access\"}\n");
+    /// The JSON line, as `JsonLines` formats the event (timestamp, level, fields, target),
+    /// at the end of `out`; `at`: its time, in nanoseconds since the Unix epoch.
+    fn write(&self, stamp: &mut Stamp, at: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        stamp.push_unix_nanos(out, at);
+        out.extend_from_slice(self.middle.as_bytes());
+        push_millis(out, self.took);
+        out.extend_from_slice(b",\"request_id\":");
+        push_json_bytes(out, self.request_id);
+        out.extend_from_slice(b",\"target\":\"herald::access\"}\n");
     }
 }
 
-/// `"method":…,"caller":…` as an access line spells them (escaped as JSON strings).
-pub(crate) fn fields(method: &str, caller: &str) -> String {
-    let mut text = String::from("\"method\":");
+/// What an access line says between its timestamp's digits and its latency:
+/// `Z","level":"INFO","method":…,"caller":…,"code":"…","latency_ms":` (method and caller
+/// escaped as JSON strings; a code's name is capitals and underscores).
+pub(crate) fn middle(method: &str, caller: &str, code: Code) -> String {
+    let mut text = String::from("Z\",\"level\":\"INFO\",\"method\":");
     push_json_str(&mut text, method);
     text.push_str(",\"caller\":");
     push_json_str(&mut text, caller);
+    text.push_str(",\"code\":\"");
+    text.push_str(code.name());
+    text.push_str("\",\"latency_ms\":");
     text
 }
 
 /// `took` in milliseconds, to the nanosecond: `3.267757`, `12`, `0.000042`.
-fn push_millis(text: &mut String, took: Duration) {
+fn push_millis(out: &mut Vec<u8>, took: Duration) {
     // In u64, which divides in one instruction (584 years of nanoseconds).
     let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-    text.push_str(itoa::Buffer::new().format(nanos / 1_000_000));
+    out.extend_from_slice(itoa::Buffer::new().format(nanos / 1_000_000).as_bytes());
     let fraction = (nanos % 1_000_000) as u32;
     if fraction == 0 {
         return;
     }
-    text.push('.');
-    text.push_str(six_digits(fraction, &mut itoa::Buffer::new()).trim_end_matches('0'));
+    out.push(b'.');
+    let mut buffer = itoa::Buffer::new();
+    let digits = six_digits(fraction, &mut buffer).trim_end_matches('0');
+    out.extend_from_slice(digits.as_bytes());
 }
 
 /// The wall-clock time at `at`, in nanoseconds since the Unix epoch, from the thread's
@@ -171,14 +173,15 @@ mod tests {
     use crate::observe::access_json::testing::{Lines, logged};
     use crate::observe::buffered_log::BufferedLog;
 
-    fn sample(took: Duration, fields: &str) -> AccessLine<'_> {
+    fn sample(took: Duration, middle: &str) -> AccessLine<'_> {
         AccessLine {
             method: "cache.Cache/Get",
             caller: "user.\"demo\"",
-            fields,
+            middle,
             code: Code::NotFound,
             took,
-            request_id: "0123456789abcdef0123456789abcdef",
+            // A caller's id may hold any printable character: this one needs escaping.
+            request_id: "0123456789abcdef\"\\0123456789",
             at: Instant::now(),
         }
     }
@@ -187,14 +190,15 @@ mod tests {
     fn the_direct_line_is_the_line_the_tracing_event_makes() {
         // The event through herald's JSON formatter...
         let took = Duration::from_nanos(3_267_757);
-        let fields = fields("cache.Cache/Get", "user.\"demo\"");
-        let events = logged(|| log(&sample(took, &fields)));
+        let middle = middle("cache.Cache/Get", "user.\"demo\"", Code::NotFound);
+        let events = logged(|| log(&sample(took, &middle)));
         // ...and the line written straight into a buffered log.
         let direct = Lines::default();
         let log = BufferedLog::new(direct.clone(), Duration::from_secs(3600));
-        let mut buffer = Line::default();
-        sample(took, &fields).write(&mut buffer);
-        log.sink().append_line(buffer.text.as_bytes());
+        let line = sample(took, &middle);
+        let at = wall_unix_nanos(line.at);
+        log.sink()
+            .append_with(&mut |out| line.write(&mut Stamp::default(), at, out));
         log.flush().expect("flush");
 
         let direct = direct.parsed();
@@ -223,9 +227,9 @@ mod tests {
     #[test]
     fn milliseconds_to_the_nanosecond_without_trailing_zeros() {
         let text = |nanos| {
-            let mut text = String::new();
+            let mut text = Vec::new();
             push_millis(&mut text, Duration::from_nanos(nanos));
-            text
+            String::from_utf8(text).expect("ascii")
         };
         assert_eq!(text(3_267_757), "3.267757");
         assert_eq!(text(12_000_000), "12");

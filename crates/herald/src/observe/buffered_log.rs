@@ -49,6 +49,10 @@ const HEADROOM: usize = 8 * 1024;
 /// stays cached; moving a few KiB at once lets the CPU stream the cold stores.
 const STAGING: usize = 4 * 1024;
 
+/// Room in the staging buffer past `STAGING`, for a line formatted in place that crosses it
+/// (an access line is ~200 bytes; a longer one grows the staging buffer once).
+const STAGED_LINE: usize = 1024;
+
 /// Full buffers that may wait for the log's thread before the thread filling the next one
 /// writes them itself. With the one being filled and the spares kept, a log holds at most
 /// about 1.6 MiB.
@@ -103,8 +107,10 @@ thread_local! {
 
 /// Where herald writes whole lines itself (the access log's, `observe/access_log.rs`).
 pub(crate) trait LineSink: Send + Sync {
-    /// Appends one complete line (written out with the others, as a tracing event's line).
-    fn append_line(&self, line: &[u8]);
+    /// Appends the one complete line `write` puts at the end of the buffer it is given
+    /// (written out with the others, as a tracing event's line): formatted in place, where
+    /// a line made elsewhere would be copied once more. `write` runs under the log's lock.
+    fn append_with(&self, write: &mut dyn FnMut(&mut Vec<u8>));
 }
 
 /// One line's writer, from [`BufferedLog::make_writer`].
@@ -222,7 +228,7 @@ impl<W: Write> Shared<W> {
     fn new(out: W) -> Arc<Shared<W>> {
         Arc::new(Shared {
             lines: Mutex::new(Lines {
-                staging: Vec::with_capacity(STAGING),
+                staging: Vec::with_capacity(STAGING + STAGED_LINE),
                 filling: new_buffer(),
                 full: VecDeque::with_capacity(MAX_QUEUED + 1),
                 spare: vec![new_buffer()],
@@ -247,14 +253,35 @@ impl<W: Write> Shared<W> {
             }
             lines.unstage();
             lines.filling.extend_from_slice(line);
-            if lines.filling.len() < CAPACITY || WRITING.get() {
+            match lines.queue_if_full() {
+                Some(queued) => queued,
+                None => return Ok(()),
+            }
+        };
+        self.queued(queued)
+    }
+
+    /// Appends the line `write` adds to the staged ones (a line longer than the staging
+    /// buffer's room grows it once).
+    fn append_in_place(&self, write: &mut dyn FnMut(&mut Vec<u8>)) -> io::Result<()> {
+        let queued = {
+            let mut lines = self.lines();
+            write(&mut lines.staging);
+            if lines.staging.len() < STAGING {
                 return Ok(());
             }
-            let next = lines.spare.pop().unwrap_or_else(new_buffer);
-            let full = std::mem::replace(&mut lines.filling, next);
-            lines.full.push_back(full);
-            lines.full.len()
+            lines.unstage();
+            match lines.queue_if_full() {
+                Some(queued) => queued,
+                None => return Ok(()),
+            }
         };
+        self.queued(queued)
+    }
+
+    /// After a buffer was queued (`queued` now wait): the log's thread is woken, or when too
+    /// many wait, this thread writes the oldest.
+    fn queued(&self, queued: usize) -> io::Result<()> {
         match self.flusher.get() {
             Some(flusher) if queued <= MAX_QUEUED => {
                 flusher.unpark();
@@ -341,6 +368,18 @@ impl<W: Write> Shared<W> {
 // === impl Lines ===
 
 impl Lines {
+    /// Queues the buffer being filled once it is full (not while this thread writes a block
+    /// out: its lines wait for the next one), taking a spare in its place: how many wait.
+    fn queue_if_full(&mut self) -> Option<usize> {
+        if self.filling.len() < CAPACITY || WRITING.get() {
+            return None;
+        }
+        let next = self.spare.pop().unwrap_or_else(new_buffer);
+        let full = std::mem::replace(&mut self.filling, next);
+        self.full.push_back(full);
+        Some(self.full.len())
+    }
+
     /// Moves the staged lines to the buffer being filled.
     fn unstage(&mut self) {
         self.filling.extend_from_slice(&self.staging);
@@ -380,9 +419,9 @@ impl<W: Write> Drop for Shared<W> {
 }
 
 impl<W: Write + Send + 'static> LineSink for Shared<W> {
-    fn append_line(&self, line: &[u8]) {
+    fn append_with(&self, write: &mut dyn FnMut(&mut Vec<u8>)) {
         // As a tracing event's line: a failed write is not the request's problem.
-        let _ = self.append(line);
+        let _ = self.append_in_place(write);
     }
 }
 
@@ -792,7 +831,7 @@ mod tests {
                 let _ = began.send(());
                 std::thread::sleep(Duration::from_millis(100));
                 if let Some(log) = cell.get().and_then(Weak::upgrade) {
-                    log.append_line(b"echo\n");
+                    log.append_with(&mut |out| out.extend_from_slice(b"echo\n"));
                 }
                 Ok(())
             }
@@ -817,7 +856,10 @@ mod tests {
                 .expect("the first block's write begins");
             let line = [b'x'; 1023];
             for _ in 0..=(CAPACITY / 1024) {
-                sink.append_line(&[&line[..], b"\n"].concat());
+                sink.append_with(&mut |out| {
+                    out.extend_from_slice(&line);
+                    out.push(b'\n');
+                });
             }
             let _ = done.send(());
         });

@@ -71,9 +71,15 @@ pub(crate) struct MethodMetrics {
 /// One caller's request counters on one method, by code, made on first use.
 #[derive(Debug)]
 struct CallerCounters {
-    by_code: [OnceLock<Counter>; 17],
-    /// `"method":…,"caller":…` as this caller's access lines on this method say it.
-    access_fields: Box<str>,
+    by_code: [OnceLock<CodeCounter>; 17],
+}
+
+/// A caller's requests on one method answered with one code: their count, and what their
+/// access lines say that only the method, caller and code decide ([`access_log::middle`]).
+#[derive(Debug)]
+struct CodeCounter {
+    requests: Counter,
+    access_middle: Box<str>,
 }
 
 // === impl ServerMetrics ===
@@ -134,9 +140,9 @@ impl ServerMetrics {
 // === impl MethodMetrics ===
 
 impl MethodMetrics {
-    /// Records one answered request, then hands `log` the method and caller as the request's
-    /// access line spells them (`"method":…,"caller":…`, rendered once per caller with its
-    /// counters: the line needs no escaping of its own).
+    /// Records one answered request, then hands `log` what its access line says of the
+    /// method, caller and code ([`access_log::middle`], rendered once per caller and code
+    /// with its counter: the line needs no escaping of its own).
     pub(crate) fn record(
         &self,
         caller: Option<&Identity>,
@@ -149,7 +155,7 @@ impl MethodMetrics {
         let label = caller_label(caller);
         let by_name = || {
             self.callers
-                .get_or_insert_with(name, || Arc::new(CallerCounters::new(self.contract, label)))
+                .get_or_insert_with(name, || Arc::new(CallerCounters::new()))
         };
         let slot = match caller {
             None => Some(&self.unauthenticated),
@@ -171,7 +177,7 @@ impl MethodMetrics {
                     .by_code
                     .iter()
                     .filter_map(OnceLock::get)
-                    .map(Counter::get)
+                    .map(|counter| counter.requests.get())
                     .sum();
                 let who = (!who.is_empty()).then(|| Identity::new(who));
                 (who, total)
@@ -183,27 +189,28 @@ impl MethodMetrics {
 // === impl CallerCounters ===
 
 impl CallerCounters {
-    /// `label`: the caller's [`caller_label`].
-    fn new(method: &MethodContract, label: &str) -> CallerCounters {
+    fn new() -> CallerCounters {
         CallerCounters {
             by_code: Default::default(),
-            access_fields: access_log::fields(method.full_name(), label).into(),
         }
     }
 
+    /// `label`: the caller's [`caller_label`].
     fn count(&self, method: &MethodMetrics, label: &str, code: Code, log: impl FnOnce(&str)) {
-        self.by_code[code as usize]
-            .get_or_init(|| {
-                let labels = RequestLabels {
-                    service: method.contract.service,
-                    method: method.contract.method,
-                    caller: label.to_owned(),
-                    code: code.name(),
-                };
-                method.requests.get_or_create(&labels).clone()
-            })
-            .inc();
-        log(&self.access_fields);
+        let counter = self.by_code[code as usize].get_or_init(|| {
+            let labels = RequestLabels {
+                service: method.contract.service,
+                method: method.contract.method,
+                caller: label.to_owned(),
+                code: code.name(),
+            };
+            CodeCounter {
+                requests: method.requests.get_or_create(&labels).clone(),
+                access_middle: access_log::middle(method.contract.full_name(), label, code).into(),
+            }
+        });
+        counter.requests.inc();
+        log(&counter.access_middle);
     }
 }
 
@@ -240,22 +247,28 @@ mod tests {
             for _ in 0..=i {
                 metrics.record(Some(caller), Code::Ok, Duration::from_millis(1), |_| ());
             }
-            // The access line's fields come with the counters, whichever way they were found.
+            // The access line's middle comes with the counter, whichever way it was found.
             let mut logged = String::new();
             metrics.record(
                 Some(caller),
                 Code::NotFound,
                 Duration::from_millis(1),
-                |fields| logged = fields.to_owned(),
+                |middle| logged = middle.to_owned(),
             );
-            assert_eq!(logged, access_log::fields("t.S/M", caller.as_str()));
+            assert_eq!(
+                logged,
+                access_log::middle("t.S/M", caller.as_str(), Code::NotFound)
+            );
         }
         let mut logged = String::new();
         metrics.record(None, Code::Ok, Duration::from_millis(1), |_| ());
-        metrics.record(None, Code::Ok, Duration::from_millis(1), |fields| {
-            logged = fields.to_owned();
+        metrics.record(None, Code::Ok, Duration::from_millis(1), |middle| {
+            logged = middle.to_owned();
         });
-        assert_eq!(logged, access_log::fields("t.S/M", UNAUTHENTICATED));
+        assert_eq!(
+            logged,
+            access_log::middle("t.S/M", UNAUTHENTICATED, Code::Ok)
+        );
 
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");

@@ -197,11 +197,11 @@ impl Record {
             crate::observe::trace::end(trace, code);
         }
         let caller = self.ctx.caller();
-        method.metrics.record(caller, code, took, |fields| {
+        method.metrics.record(caller, code, took, |middle| {
             access_log::log(&AccessLine {
                 method: method.method.contract.full_name(),
                 caller: caller_label(caller),
-                fields,
+                middle,
                 code,
                 took,
                 request_id: self.ctx.request_id(),
