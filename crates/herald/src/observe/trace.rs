@@ -4,7 +4,7 @@
 //!
 //! Off until [`Tracing::install`]: then, and only then, spans are made — a server without
 //! tracing pays one atomic load per request for it. A span sampled is recorded as a few ids
-//! and times, and handed to the SDK's OTLP exporter in batches by one task (`export`).
+//! and times, and sent to the OTLP collector in batches by one task (`export`).
 
 mod export;
 
@@ -14,10 +14,8 @@ use std::time::SystemTime;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId, TraceState};
-use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SpanExporter};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
 use crate::contract::MethodContract;
 use crate::{Code, Identity};
@@ -37,7 +35,7 @@ pub struct TracingConfig {
 /// Tracing, installed for the process.
 #[derive(Debug)]
 pub struct Tracing {
-    exporter: Arc<Exporter<opentelemetry_otlp::SpanExporter>>,
+    exporter: Arc<Exporter<export::Otlp>>,
     queue: &'static Queue,
 }
 
@@ -82,16 +80,7 @@ impl Tracing {
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| TracingError("install it from within a tokio runtime".into()))?;
-        let mut otlp = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(&config.endpoint)
-            .build()
-            .map_err(|e| TracingError(format!("OTLP exporter to {}: {e}", config.endpoint)))?;
-        otlp.set_resource(
-            &Resource::builder()
-                .with_service_name(config.service_name)
-                .build(),
-        );
+        let otlp = export::Otlp::new(&config.endpoint).map_err(TracingError)?;
         let installed = Installed {
             root_sampler: RootRatio::new(config.sampling_ratio),
             queue: Queue::default(),
@@ -103,7 +92,7 @@ impl Tracing {
             .get()
             .ok_or_else(|| TracingError("tracing was not installed".into()))?
             .queue;
-        let exporter = Arc::new(Exporter::new(otlp));
+        let exporter = Arc::new(Exporter::new(otlp, &config.service_name));
         runtime.spawn(export::run(queue, exporter.clone()));
         Ok(Tracing { exporter, queue })
     }
@@ -113,10 +102,7 @@ impl Tracing {
     /// # Errors
     /// The exporter failed.
     pub async fn flush(&self) -> Result<(), TracingError> {
-        self.exporter
-            .send(self.queue)
-            .await
-            .map_err(|e| TracingError(e.to_string()))
+        self.exporter.send(self.queue).await.map_err(TracingError)
     }
 }
 
