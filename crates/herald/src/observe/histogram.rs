@@ -51,10 +51,13 @@ impl LatencyHistogram {
     pub(crate) fn observe(&self, duration: Duration) {
         // Compared in whole nanoseconds: no float conversion on the request path.
         let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        // The first bound at or above it is past every bound below it: counted without a
+        // branch per bound (a search that stops at the first would mispredict its exit
+        // whenever the latency moves to another bucket).
         let bucket = BUCKET_NANOS
             .iter()
-            .position(|bound| nanos <= *bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
+            .map(|bound| usize::from(nanos > *bound))
+            .sum::<usize>();
         self.inner.buckets[bucket].fetch_add(1, Relaxed);
         self.inner.sum_nanos.fetch_add(nanos, Relaxed);
     }
@@ -93,6 +96,30 @@ mod tests {
         for (nanos, seconds) in BUCKET_NANOS.iter().zip(LATENCY_BUCKETS) {
             assert_eq!(*nanos, (seconds * 1e9).round() as u64);
         }
+    }
+
+    #[test]
+    fn a_duration_on_a_bound_counts_in_its_bucket_and_one_nanosecond_more_in_the_next() {
+        for (i, bound) in BUCKET_NANOS.iter().enumerate() {
+            for (nanos, bucket) in [(*bound, i), (bound + 1, i + 1), (bound - 1, i)] {
+                let histogram = LatencyHistogram::default();
+                histogram.observe(Duration::from_nanos(nanos));
+                let counts: Vec<u64> = histogram
+                    .inner
+                    .buckets
+                    .iter()
+                    .map(|b| b.load(Relaxed))
+                    .collect();
+                let mut expected = vec![0; BUCKET_NANOS.len() + 1];
+                expected[bucket] = 1;
+                assert_eq!(counts, expected, "{nanos} ns");
+            }
+        }
+        let histogram = LatencyHistogram::default();
+        histogram.observe(Duration::ZERO);
+        histogram.observe(Duration::MAX);
+        assert_eq!(histogram.inner.buckets[0].load(Relaxed), 1);
+        assert_eq!(histogram.inner.buckets[BUCKET_NANOS.len()].load(Relaxed), 1);
     }
 
     #[test]
