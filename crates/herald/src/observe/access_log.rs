@@ -86,7 +86,7 @@ pub(crate) fn log(line: &AccessLine<'_>) {
     };
     let at = wall_unix_nanos(line.at);
     with_line(|buffer| {
-        // Written straight into the log's buffer, under its lock: ~150 instructions.
+        // Formatted in the log's own buffer, under its lock: no copy of the line of its own.
         sink.append_with(&mut |out| line.write(&mut buffer.stamp, at, out));
     });
 }

@@ -3,8 +3,8 @@
 //! Per-method series are created once at start-up from the contract table; per-caller
 //! series on a caller's first request, then cached: a request finds its caller's counters by
 //! the identity's number (an index into a table) and bumps atomics — no string formatting,
-//! no hashing, no lock. The caller's entry also keeps the method and caller as its access
-//! lines spell them, rendered with the entry.
+//! no hashing, no lock. Each of a caller's per-code counters also keeps what the access
+//! lines of those requests say of the method, caller and code, rendered with the counter.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
