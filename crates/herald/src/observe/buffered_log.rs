@@ -31,9 +31,12 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// Lines held before they are written out. Each full buffer costs the log's thread a wake-up
 /// and two context switches (on a server pinned to one CPU, ~20 µs of its time) plus a write
-/// system call: at 64 KiB, ~300 access lines, that was ~1 % of a busy server's CPU. 256 KiB
-/// amortises it over ~1200 lines (zap's `BufferedWriteSyncer` also defaults to 256 KiB).
-const CAPACITY: usize = 256 * 1024;
+/// system call, and the write streams the block through the CPU's caches. Against 256 KiB
+/// blocks (`bench/together`, 8 rounds each, 2026-11-25), a server writing an access line
+/// per call did 0.991, 0.996 and 1.006 of the calls per CPU-second with 64 KiB, 128 KiB and
+/// 1 MiB (~5000 lines). At 10 MB of lines a second a block still goes out ten times a
+/// second; a quieter log goes out every `interval`.
+const CAPACITY: usize = 1024 * 1024;
 
 /// Room past `CAPACITY` in each buffer, for the lines that fill it (the staged ones and the
 /// next): a buffer grown by them (copied to a new allocation) and shrunk back after its write
@@ -55,8 +58,8 @@ const STAGED_LINE: usize = 1024;
 
 /// Full buffers that may wait for the log's thread before the thread filling the next one
 /// writes them itself. With the one being filled and the spares kept, a log holds at most
-/// about 1.6 MiB.
-const MAX_QUEUED: usize = 4;
+/// about 5 MiB (usually two buffers: the one being filled and one spare).
+const MAX_QUEUED: usize = 2;
 
 /// Gathers log lines and writes them to `W` in blocks (see the module's documentation).
 ///
