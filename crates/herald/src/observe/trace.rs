@@ -303,6 +303,36 @@ mod tests {
     }
 
     #[test]
+    fn installing_outside_a_runtime_is_refused_and_installs_nothing() {
+        let error = Tracing::install(TracingConfig {
+            endpoint: "http://127.0.0.1:4317".into(),
+            sampling_ratio: 0.5,
+            service_name: "trace-test".into(),
+        })
+        .expect_err("no runtime");
+        assert!(error.to_string().contains("tokio runtime"), "{error}");
+        assert!(!super::installed());
+    }
+
+    #[tokio::test]
+    async fn a_bad_ratio_or_endpoint_is_refused_and_installs_nothing() {
+        let config = |endpoint: &str, sampling_ratio| TracingConfig {
+            endpoint: endpoint.into(),
+            sampling_ratio,
+            service_name: "trace-test".into(),
+        };
+        for ratio in [-0.1, 1.5, f64::NAN] {
+            let error =
+                Tracing::install(config("http://127.0.0.1:4317", ratio)).expect_err("a bad ratio");
+            assert!(error.to_string().contains("sampling ratio"), "{error}");
+        }
+        let error = Tracing::install(config("not a uri", 0.5)).expect_err("a bad endpoint");
+        assert!(error.to_string().contains("not a uri"), "{error}");
+        // Refused before anything was installed: no request is traced.
+        assert!(!super::installed());
+    }
+
+    #[test]
     fn new_traces_are_sampled_as_the_sdks_ratio_sampler_samples_them() {
         for ratio in [0.0, 1e-9, 0.01, 0.25, 0.5, 0.999, 1.0, 2.0, -1.0] {
             let sdk = Sampler::TraceIdRatioBased(ratio);

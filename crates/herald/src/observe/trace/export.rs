@@ -498,6 +498,56 @@ mod tests {
         assert_eq!(exporter.collector.sizes().len(), 4, "nothing more sent");
     }
 
+    /// Refuses its first `failing` exports, then keeps what it is given.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        failing: AtomicU64,
+        kept: Kept,
+    }
+
+    impl Collector for Flaky {
+        async fn export(&self, request: ExportTraceServiceRequest) -> Result<(), String> {
+            let down = self
+                .failing
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            if down {
+                return Err("OTLP export: status: Unavailable".into());
+            }
+            self.kept.export(request).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_export_says_so_drops_its_spans_and_the_next_goes_out() {
+        let queue = Queue::default();
+        let exporter = Exporter::new(
+            Flaky {
+                failing: AtomicU64::new(1),
+                kept: Kept::default(),
+            },
+            "trace-test",
+        );
+        let one = span(Side::Client, None);
+        for _ in 0..BATCH + 1 {
+            queue.push(ended(one.clone(), Code::Ok));
+        }
+        let error = exporter
+            .send(&queue)
+            .await
+            .expect_err("the collector is down");
+        assert!(error.contains("Unavailable"), "{error}");
+        // The batch after the failed one was dropped with it, not kept for later.
+        assert!(exporter.collector.kept.sizes().is_empty());
+        queue.push(ended(one.clone(), Code::Ok));
+        exporter.send(&queue).await.expect("the collector is back");
+        assert_eq!(
+            exporter.collector.kept.sizes(),
+            [1],
+            "only the span ended since"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_task_sends_once_enough_wait_and_the_rest_within_the_delay() {
         let queue: &'static Queue = Box::leak(Box::default());
